@@ -1,0 +1,181 @@
+"""The `likeness` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import sdnotify
+
+from . import curve, operator_tools
+from .broker import Broker
+from .logs import setup_logging
+from .node import _serve, settings_or_exit
+from .settings import ConfigError, Settings, load_settings
+from .supervisor import Supervisor
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "node" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.handler(args, rest)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="likeness", description="Run and inspect a Likeness installation.")
+    parser.set_defaults(handler=lambda args, rest: parser.print_help())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--config", help="site settings file (default: $LIKENESS_CONFIG)")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = command("run", _run, "start the broker and every enabled node, and keep them running")
+    run.add_argument("--nodes", help="comma-separated nodes to start instead of nodes.enabled")
+    node = command("node", _node, "run one node (what systemd starts on each machine)")
+    node.add_argument("name")
+    command("bus", _bus, "run the broker alone")
+    status = command("status", _status, "every node's health, read off the bus")
+    status.add_argument("--json", action="store_true", help="one JSON object per node")
+    status.add_argument("--wait", type=float, help="seconds to listen for heartbeats")
+    tap = command("tap", _tap, "print bus messages as JSON lines")
+    tap.add_argument("prefix", nargs="?", default="", help="topic prefix, e.g. asr. (default: everything)")
+    tap.add_argument("--count", type=int, help="stop after this many messages")
+    tap.add_argument("--seconds", type=float, help="stop after this long")
+    send = command("send", _send, "publish one event, e.g. likeness send show.command '{\"command\": \"go\"}'")
+    send.add_argument("topic")
+    send.add_argument("json", help="the payload as a JSON object")
+    send.add_argument("--turn-id")
+    config = command("config", _config, "show the effective settings and where each came from")
+    config.add_argument("action", choices=["show"])
+    keys = command("keys", _keys, "make CURVE key pairs for a bus across machines")
+    keys.add_argument("action", choices=["generate"])
+    keys.add_argument("name", help="e.g. broker, or the machine's name")
+    keys.add_argument("--dir", type=Path, help="where to write (default: bus.keys_dir)")
+    keys.add_argument("--force", action="store_true", help="replace an existing key pair")
+    return parser
+
+
+def _settings(args: argparse.Namespace, node: str) -> Settings:
+    settings = settings_or_exit(args.config)
+    setup_logging(node, level=settings.log.level, format=settings.log.format)
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> None:
+    print(f"likeness: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def node_main(name: str, settings: Settings) -> Callable[[Sequence[str]], None]:
+    """The `main(argv)` of node NAME: nodes.NAME, or a site module from [nodes.modules]."""
+    module_name = settings.nodes.modules.get(name, f"nodes.{name}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            _fail(f"unknown node {name!r}: no module {module_name} (site nodes are listed in [nodes.modules])", 2)
+        raise
+    if not callable(getattr(module, "main", None)):
+        _fail(f"node module {module_name} has no main(argv)", 2)
+    return module.main
+
+
+def _node(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = settings_or_exit(args.config)
+    main = node_main(args.name, settings)
+    main([*(["--config", args.config] if args.config else []), *rest])
+
+
+def _run(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = _settings(args, "supervisor")
+    names = [n for n in args.nodes.split(",") if n] if args.nodes is not None else list(settings.nodes.enabled)
+    for name in names:
+        node_main(name, settings)  # an unknown name fails now, not in a restart loop
+    supervisor = Supervisor(settings, node_names=names, config_path=args.config)
+    _LOGGER.info("supervisor: running bus + %s; `likeness status` shows them, Ctrl-C stops",
+                 ", ".join(names) or "no nodes")  # fmt: skip
+    asyncio.run(_serve(supervisor))
+
+
+def _bus(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = _settings(args, "bus")
+    try:
+        broker = Broker(settings.bus)
+        broker.start()
+    except (OSError, curve.KeyFileError) as error:
+        _fail(str(error))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    sdnotify.SystemdNotifier().notify("READY=1")
+    while not stop.wait(settings.bus.heartbeat_s):
+        sdnotify.SystemdNotifier().notify("WATCHDOG=1")
+    broker.stop()
+
+
+def _status(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = _settings(args, "status")
+    rows = asyncio.run(operator_tools.status(settings, wait_s=args.wait))
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        print(operator_tools.format_table(rows))
+
+
+def _tap(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = _settings(args, "tap")
+    try:
+        asyncio.run(operator_tools.tap(settings, args.prefix, count=args.count, seconds=args.seconds))
+    except KeyboardInterrupt:
+        pass
+
+
+def _send(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = _settings(args, "cli")
+    try:
+        payload = operator_tools.payload_for(args.topic, args.json)
+    except operator_tools.BadPayload as error:
+        _fail(f"send: {error}", 2)
+    asyncio.run(operator_tools.send(settings, payload, turn_id=args.turn_id))
+
+
+def _config(args: argparse.Namespace, rest: list[str]) -> None:
+    try:
+        loaded = load_settings(args.config)
+    except ConfigError as error:
+        _fail(f"settings error: {error}", 2)
+    values = loaded.settings.model_dump(mode="json")
+    width = max(len(key) for key in loaded.origins) + 3
+    for section, fields in values.items():
+        print(f"[{section}]")
+        for key, value in fields.items():
+            origin = loaded.origins.get(f"{section}.{key}", "default")
+            print(f"{key} = {json.dumps(value)}".ljust(width + 30) + f"  # {origin}")
+        print()
+
+
+def _keys(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = settings_or_exit(args.config)
+    directory = args.dir or settings.bus.keys_dir
+    try:
+        public, secret = curve.generate(args.name, directory, force=args.force)
+    except curve.KeyFileError as error:
+        _fail(str(error))
+    print(f"wrote {public} (public: copy it to the broker's {settings.bus.authorized_dir})")
+    print(f"wrote {secret} (secret: keep it on this machine only)")

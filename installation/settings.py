@@ -1,0 +1,207 @@
+"""Settings: config/default.toml, then a site file, then LIKENESS_<SECTION>__<KEY> variables.
+
+Every value remembers where it came from, so an error (and `likeness config show`) can
+name the file or the variable, and a technician knows which line to change.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from .messages import NAME_PATTERN
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+ENV_PREFIX = "LIKENESS_"
+CONFIG_VARIABLE = "LIKENESS_CONFIG"
+UserPath = Annotated[Path, AfterValidator(lambda path: path.expanduser())]
+
+
+class Section(BaseModel):
+    """A `[section]` of the settings file. Defaults live in config/default.toml alone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BusSettings(Section):
+    """How nodes reach the broker, and the limits that keep a flood from sinking the show."""
+
+    publish_url: str
+    """Nodes publish here; the broker binds it (ipc://, or tcp:// across machines)."""
+    subscribe_url: str
+    """Nodes subscribe here; the broker binds it."""
+    max_message_bytes: int = Field(gt=0)
+    send_hwm: int = Field(gt=0)
+    """Messages queued per peer before ZeroMQ drops (audio may drop; commands are counted)."""
+    receive_hwm: int = Field(gt=0)
+    latched: tuple[str, ...]
+    """Topic prefixes whose last message the broker replays to every new subscriber."""
+    heartbeat_s: float = Field(gt=0)
+    connect_timeout_s: float = Field(gt=0)
+    curve: bool
+    """Encrypt the bus and admit only nodes whose public key is in `authorized_dir`."""
+    keys_dir: UserPath
+    broker_key: str = Field(pattern=NAME_PATTERN)
+    """Name of the broker's key pair in keys_dir (the broker needs the secret half)."""
+    node_key: str = Field(pattern=NAME_PATTERN)
+    """Name of this machine's key pair in keys_dir, used by its nodes."""
+    authorized_dir: UserPath
+    """Public keys (`NAME.key`) of the machines allowed on the bus."""
+
+
+class SupervisorSettings(Section):
+    """How `likeness run` keeps its children alive."""
+
+    restart_delay_s: float = Field(ge=0, le=1)
+    backoff_max_s: float = Field(gt=0)
+    stable_after_s: float = Field(gt=0)
+    """A child that ran this long before dying restarts at once again."""
+    stop_timeout_s: float = Field(gt=0)
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"]
+    format: Literal["auto", "json", "text"]
+    """auto: JSON lines for journald and pipes, readable text on a terminal."""
+
+
+class NodesSettings(Section):
+    enabled: tuple[str, ...]
+    """The nodes `likeness run` starts, in order."""
+    modules: dict[str, str]
+    """Extra nodes by name: an importable module with a `main(argv)` (site plug-ins)."""
+
+
+class Settings(BaseSettings):
+    """All of the installation's settings."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__"
+    )
+    bus: BusSettings
+    supervisor: SupervisorSettings
+    log: LogSettings
+    nodes: NodesSettings
+
+
+class ConfigError(Exception):
+    """A settings problem, in one line that names the file (or variable) and the key."""
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    settings: Settings
+    origins: dict[str, str]
+    """Dotted key → the file or environment variable its value came from."""
+    files: tuple[Path, ...]
+
+
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping (tests pass a dict)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = {k: v for k, v in environ.items() if k != CONFIG_VARIABLE}
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, False, False, None)
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> LoadedSettings:
+    """The effective settings, or ConfigError. `path` wins over LIKENESS_CONFIG."""
+    environ = os.environ if environ is None else environ
+    files = [DEFAULT_FILE]
+    site = path or environ.get(CONFIG_VARIABLE)
+    if site:
+        files.append(Path(site))
+    layers = [(str(file), _read_toml(file)) for file in files]
+    env = _environ_values(environ)
+    layers.append(("environment", env))
+
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for origin, values in layers:
+        _merge(merged, values)
+        for key in _leaf_keys(values):
+            origins[key] = _env_name(key) if origin == "environment" else origin
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(_explain(error, origins)) from None
+    return LoadedSettings(settings, origins, tuple(files))
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        with file.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such settings file") from None
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{file}: not valid TOML: {error}") from None
+
+
+def _environ_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    source = _EnvironSource(environ)
+    try:
+        return source()
+    except Exception as error:  # pydantic-settings raises SettingsError for bad JSON values
+        raise ConfigError(f"environment: {error}") from None
+
+
+def _merge(into: dict[str, Any], values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _leaf_keys(values: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            keys.extend(_leaf_keys(value, dotted + "."))
+        else:
+            keys.append(dotted)
+    return keys
+
+
+def _env_name(key: str) -> str:
+    return "environment " + ENV_PREFIX + key.replace(".", "__").upper()
+
+
+def _explain(error: ValidationError, origins: dict[str, str]) -> str:
+    first = error.errors(include_url=False)[0]
+    key = ".".join(str(part) for part in first["loc"])
+    origin = _origin_of(key, origins)
+    if first["type"] == "extra_forbidden":
+        problem = "unknown key"
+    elif first["type"] == "missing":
+        problem = "missing (every key needs a value; see config/default.toml)"
+    else:
+        problem = f"{first['msg']} (got {first['input']!r})"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{origin}: {key}: {problem}{more}"
+
+
+def _origin_of(key: str, origins: dict[str, str]) -> str:
+    while key:
+        if key in origins:
+            return origins[key]
+        prefixed = [origin for dotted, origin in origins.items() if dotted.startswith(key + ".")]
+        if prefixed:
+            return prefixed[-1]
+        key = key.rpartition(".")[0]
+    return str(DEFAULT_FILE)
