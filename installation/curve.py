@@ -64,7 +64,7 @@ class AuthorizedKeys:
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[tuple[str, int, int, int], ...] | None = None
         self._keys: set[bytes] = set()
 
     def callback(self, domain: str, key: bytes) -> bool:
@@ -75,13 +75,15 @@ class AuthorizedKeys:
         return allowed
 
     def _reload_if_changed(self) -> None:
+        # Each file's own stat, not the directory's: `cp new.key authorized/kiosk.key` over an
+        # existing file leaves the directory untouched, and the replaced key must stop working.
         try:
-            stat = self._directory.stat()
+            self._directory.stat()
             files = sorted(self._directory.glob("*.key"))
+            stamp = tuple((file.name, (st := file.stat()).st_mtime_ns, st.st_size, st.st_ino) for file in files)
         except OSError:
-            self._keys = set()
+            self._keys, self._stamp = set(), None
             return
-        stamp = (stat.st_mtime, len(files))
         if stamp == self._stamp:
             return
         keys = set()
