@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
@@ -21,7 +22,7 @@ import zmq
 import zmq.asyncio
 
 from . import curve
-from .messages import BusCounters, BusEcho, BusHello, InvalidMessage, Message, Payload, decode, encode
+from .messages import NAME_PATTERN, BusCounters, BusEcho, BusHello, InvalidMessage, Message, Payload, decode, encode
 from .settings import BusSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class Bus:
         topics: Iterable[str] = (),
         context: zmq.asyncio.Context | None = None,
     ) -> None:
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise ValueError(f"bus client name {name!r} does not match {NAME_PATTERN}")
         self.name = name
         self.sid = secrets.token_hex(4)
         self.settings = settings

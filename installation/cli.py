@@ -17,6 +17,7 @@ import sdnotify
 
 from . import curve, operator_tools
 from .broker import Broker
+from .bus import BusTimeout
 from .logs import setup_logging
 from .node import _serve, settings_or_exit
 from .settings import ConfigError, Settings, load_settings
@@ -130,7 +131,10 @@ def _bus(args: argparse.Namespace, rest: list[str]) -> None:
 
 def _status(args: argparse.Namespace, rest: list[str]) -> None:
     settings = _settings(args, "status")
-    rows = asyncio.run(operator_tools.status(settings, wait_s=args.wait))
+    try:
+        rows = asyncio.run(operator_tools.status(settings, wait_s=args.wait))
+    except BusTimeout as error:
+        _fail(f"status: {error}")
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -144,15 +148,21 @@ def _tap(args: argparse.Namespace, rest: list[str]) -> None:
         asyncio.run(operator_tools.tap(settings, args.prefix, count=args.count, seconds=args.seconds))
     except KeyboardInterrupt:
         pass
+    except BusTimeout as error:
+        _fail(f"tap: {error}")
 
 
 def _send(args: argparse.Namespace, rest: list[str]) -> None:
     settings = _settings(args, "cli")
     try:
         payload = operator_tools.payload_for(args.topic, args.json)
+        operator_tools.check_turn_id(args.turn_id)
     except operator_tools.BadPayload as error:
         _fail(f"send: {error}", 2)
-    asyncio.run(operator_tools.send(settings, payload, turn_id=args.turn_id))
+    try:
+        asyncio.run(operator_tools.send(settings, payload, turn_id=args.turn_id))
+    except BusTimeout as error:
+        _fail(f"send: {error}")
 
 
 def _config(args: argparse.Namespace, rest: list[str]) -> None:
@@ -166,8 +176,14 @@ def _config(args: argparse.Namespace, rest: list[str]) -> None:
         print(f"[{section}]")
         for key, value in fields.items():
             origin = loaded.origins.get(f"{section}.{key}", "default")
-            print(f"{key} = {json.dumps(value)}".ljust(width + 30) + f"  # {origin}")
+            print(f"{key} = {_toml_value(value)}".ljust(width + 30) + f"  # {origin}")
         print()
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, dict) and value:
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
 
 
 def _keys(args: argparse.Namespace, rest: list[str]) -> None:

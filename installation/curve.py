@@ -80,7 +80,8 @@ class AuthorizedKeys:
         try:
             self._directory.stat()
             files = sorted(self._directory.glob("*.key"))
-            stamp = tuple((file.name, (st := file.stat()).st_mtime_ns, st.st_size, st.st_ino) for file in files)
+            stats = [(file.name, file.stat()) for file in files]
+            stamp = tuple((name, st.st_mtime_ns, st.st_size, st.st_ino) for name, st in stats)
         except OSError:
             self._keys, self._stamp = set(), None
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from .bus import Bus
 from .messages import PAYLOAD_ADAPTER, PAYLOAD_TYPES, Health, Message, Payload
+from .messages.wire import TURN_ID_PATTERN
 from .settings import Settings
 
 STALE_AFTER_BEATS = 3
@@ -38,8 +40,13 @@ async def status(settings: Settings, *, wait_s: float | None = None) -> list[dic
         health: Health = message.payload  # type: ignore[assignment]
         age = max(0.0, time.time() - message.wall)
         silent = age > STALE_AFTER_BEATS * settings.bus.heartbeat_s
+        state = health.status
+        if children.get(f"{node}.state") == "backoff":
+            state = f"restarting in {children.get(f'{node}.next_start_in_s')} s"
+        elif silent:
+            state = "silent"
         rows.append({
-            "node": node, "status": "silent" if silent else health.status, "host": health.host,
+            "node": node, "status": state, "host": health.host,
             "pid": health.pid, "uptime_s": round(health.uptime_s, 1), "last_seen_s": round(age, 1),
             "restarts": children.get(f"{node}.restarts"), "lost": health.bus.lost,
             "invalid": health.bus.invalid, "error": health.error or "",
@@ -113,6 +120,12 @@ def payload_for(topic: str, text: str) -> Payload:
     if payload.topic != topic:
         raise BadPayload(f"a {payload.type} message goes on topic {payload.topic!r}, not {topic!r}")
     return payload
+
+
+def check_turn_id(turn_id: str | None) -> None:
+    """BadPayload unless `turn_id` (from `likeness send --turn-id`) may go on the wire."""
+    if turn_id is not None and not re.fullmatch(TURN_ID_PATTERN, turn_id):
+        raise BadPayload(f"turn id {turn_id!r}: use 1 to 64 letters, digits and _ . : -")
 
 
 async def send(settings: Settings, payload: Payload, *, turn_id: str | None = None) -> None:

@@ -152,10 +152,23 @@ def _read_toml(file: Path) -> dict[str, Any]:
 
 
 def _environ_values(environ: Mapping[str, str]) -> dict[str, Any]:
-    source = _EnvironSource(environ)
+    names = [n for n in environ if n.upper().startswith(ENV_PREFIX) and n.upper() != CONFIG_VARIABLE]
+    for name in names:
+        section, nested, _ = name[len(ENV_PREFIX) :].lower().partition("__")
+        if nested and section not in Settings.model_fields:  # pydantic-settings would ignore it
+            raise ConfigError(f"environment {name.upper()}: {section}: unknown key")
     try:
-        return source()
+        return _EnvironSource(environ)()
     except Exception as error:  # pydantic-settings raises SettingsError for bad JSON values
+        for name in names:  # its message names the section only: find the variable
+            try:
+                _EnvironSource({name: environ[name]})()
+            except Exception as culprit:
+                key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+                raise ConfigError(
+                    f"environment {name.upper()}: {key}: not valid JSON ({culprit.__cause__ or culprit}); "
+                    'lists and tables are written as JSON, e.g. ["a", "b"] or {"name": "module"}'
+                ) from None
         raise ConfigError(f"environment: {error}") from None
 
 
@@ -167,12 +180,13 @@ def _merge(into: dict[str, Any], values: Mapping[str, Any]) -> None:
             into[key] = dict(value) if isinstance(value, Mapping) else value
 
 
-def _leaf_keys(values: Mapping[str, Any], prefix: str = "") -> list[str]:
+def _leaf_keys(values: Mapping[str, Any], prefix: str = "", depth: int = 2) -> list[str]:
+    """The dotted `section.key`s in `values`; a table-valued key (nodes.modules) is one key."""
     keys = []
     for key, value in values.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            keys.extend(_leaf_keys(value, dotted + "."))
+        if isinstance(value, Mapping) and depth > 1:
+            keys.extend(_leaf_keys(value, dotted + ".", depth - 1))
         else:
             keys.append(dotted)
     return keys

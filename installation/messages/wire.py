@@ -77,7 +77,7 @@ def encode(
     data: bytes = b"",
 ) -> list[bytes]:
     """Frames for one message. `source` and `sid` are trusted (checked by the Bus)."""
-    if turn_id is not None and not _TURN_ID.match(turn_id):
+    if turn_id is not None and not _TURN_ID.fullmatch(turn_id):
         raise ValueError(f"turn_id {turn_id!r} does not match {TURN_ID_PATTERN}")
     if payload.binary != bool(data):
         need = "needs" if payload.binary else "takes no"
