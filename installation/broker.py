@@ -120,7 +120,7 @@ class _LatchKeeper:
         for sock in (listen, speak):
             sock.linger = 0
         speak.setsockopt(zmq.XPUB_VERBOSE, 1)
-        for prefix in (*settings.latched, "bus.hello"):
+        for prefix in settings.latched:
             listen.subscribe(prefix)
         listen.connect(_INPROC_OUT + broker.broker_id)
         speak.connect(_INPROC_IN + broker.broker_id)
@@ -147,6 +147,8 @@ class _LatchKeeper:
             speak.close()
 
     def _remember(self, frames: list[bytes]) -> None:
+        if frames[0] == b"bus.hello":
+            return  # only our own hello is latched (see _beat)
         try:
             decode(frames)
         except InvalidMessage:

@@ -102,7 +102,7 @@ class Bus:
         topic = payload.topic
         seq = self._next_seq.get(topic, 0)
         frames = encode(payload, source=self.name, sid=self.sid, seq=seq, turn_id=turn_id, data=data)
-        size = len(frames[1]) + len(data)
+        size = sum(map(len, frames))  # measured as every receiver measures it
         if size > self.settings.max_message_bytes:
             self.counters.oversized += 1
             _LOGGER.error(

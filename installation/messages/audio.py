@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import Payload
+from .base import NAME_PATTERN, Payload
 
 BUS_SAMPLE_RATE_HZ = 16_000
 BUS_FRAME_MS = 20
@@ -32,7 +32,7 @@ class AudioFrame(AudioChunk):
     """20 ms of 16 kHz mono from one audio source (the kiosk, a remote guest)."""
 
     type: Literal["audio.frame"] = "audio.frame"
-    source: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    source: str = Field(pattern=NAME_PATTERN)
 
     @property
     def topic(self) -> str:

@@ -6,6 +6,9 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+"""Node and audio source names: short, lower case, safe in a topic and a file name."""
+
 
 class Payload(BaseModel):
     """A typed event. `type` names the model; `topic` is where it is published."""

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import Payload
+from .base import NAME_PATTERN, Payload
 
 
 class Ask(Payload):
@@ -14,7 +14,7 @@ class Ask(Payload):
 
     type: Literal["bot.ask"] = "bot.ask"
     text: str = Field(min_length=1, max_length=2000)
-    source: str = "typed"
+    source: str = Field("typed", pattern=NAME_PATTERN)
 
 
 class BotReply(Payload):

@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .base import NAME_PATTERN as SOURCE_PATTERN
 from .base import Payload
-
-SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
 
 class SpeechStarted(Payload):

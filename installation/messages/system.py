@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .base import NAME_PATTERN as NODE_PATTERN
 from .base import Payload
-
-NODE_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 NodeStatus = Literal["starting", "ready", "degraded", "error", "stopping"]
 Detail = dict[str, str | int | float | bool | None]
 
@@ -73,7 +72,7 @@ class BusEcho(Payload):
     """Sent by a connecting client to itself, proving the path through the broker."""
 
     type: Literal["bus.echo"] = "bus.echo"
-    sid: str
+    sid: str = Field(pattern=r"^[0-9a-f]{8,32}$")
 
     @property
     def topic(self) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .audio import AudioFrame
-from .base import Payload
+from .base import NAME_PATTERN, Payload
 from .bot import Ask, BotReply
 from .show import ShowCommand, ShowState
 from .speech import AsrFinal, AsrPartial, SpeechEnded, SpeechStarted
@@ -20,7 +20,6 @@ from .system import BusEcho, BusHello, Health, Log, Shutdown
 from .tts import TtsAudio, TtsEnd, TtsMarks, TtsStart
 
 WIRE_VERSION = 1
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 _TURN_ID = re.compile(TURN_ID_PATTERN)
 
@@ -104,7 +103,7 @@ def decode(frames: list[bytes]) -> Message:
     except ValidationError as error:
         raise InvalidMessage(_first_error(error)) from None
     payload = message.payload
-    if message.data:
+    if "data" in message.model_fields_set:
         raise InvalidMessage("raw data belongs in the third frame, not in the JSON")
     if frames[0] != payload.topic.encode():
         raise InvalidMessage(f"topic {frames[0][:80]!r} does not match {payload.type} ({payload.topic})")
