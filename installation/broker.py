@@ -43,13 +43,14 @@ class Broker:
     def start(self) -> None:
         """Bind and start relaying in background threads; raises if a URL cannot be bound."""
         ctx, settings = self._context, self.settings
+        keys = curve.server_keys(settings) if settings.curve else None  # fails before anything starts
         if settings.curve:
             self._authenticator = curve.start_authenticator(ctx, settings)
         inbound, outbound = ctx.socket(zmq.XSUB), ctx.socket(zmq.XPUB)
         for sock in (inbound, outbound):
             sock.linger = 0
-            if settings.curve:
-                curve.secure_server(sock, settings)
+            if keys:
+                curve.secure_server(sock, keys)
         inbound.rcvhwm = settings.receive_hwm
         inbound.setsockopt(zmq.MAXMSGSIZE, settings.max_message_bytes)
         outbound.sndhwm = settings.send_hwm
@@ -60,6 +61,8 @@ class Broker:
         except zmq.ZMQError as error:
             inbound.close()
             outbound.close()
+            if self._authenticator is not None:
+                self._authenticator.stop()
             raise OSError(f"cannot bind the bus ({settings.publish_url}, {settings.subscribe_url}): {error}") from None
         # The keeper reaches the proxy in-process, where CURVE does not apply.
         inbound.bind(_INPROC_IN + self.broker_id)

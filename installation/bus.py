@@ -77,13 +77,14 @@ class Bus:
         self._echo_topic = f"bus.echo.{self.sid}"
         self._resync_task: asyncio.Task[None] | None = None
 
+        keys = curve.client_keys(settings) if settings.curve else None  # fails before any socket
         context = context or zmq.asyncio.Context.instance()
         self._pub = context.socket(zmq.PUB)
         self._sub = context.socket(zmq.SUB)
         for socket in (self._pub, self._sub):
             socket.linger = 0
-            if settings.curve:
-                curve.secure_client(socket, settings)
+            if keys:
+                curve.secure_client(socket, keys)
         self._pub.sndhwm = settings.send_hwm
         self._sub.rcvhwm = settings.receive_hwm
         self._wanted = tuple(topics)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from .messages import NAME_PATTERN
 from .settings import BusSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -21,13 +23,19 @@ class KeyFileError(Exception):
 
 def generate(name: str, directory: Path, *, force: bool = False) -> tuple[Path, Path]:
     """Write NAME.key (public, to share) and NAME.key_secret (private) into `directory`."""
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise KeyFileError(f"key name {name!r}: use lower-case letters, digits, - and _ (like a node name)")
     directory.mkdir(parents=True, exist_ok=True)
     public, secret = directory / f"{name}.key", directory / f"{name}.key_secret"
     existing = [path for path in (public, secret) if path.exists()]
     if existing and not force:
         raise KeyFileError(f"{existing[0]} already exists (use --force to replace the key pair)")
-    public_file, secret_file = zmq.auth.create_certificates(str(directory), name)
-    os.chmod(secret_file, 0o600)
+    old_umask = os.umask(0o077)  # the secret is never readable by others, not even briefly
+    try:
+        public_file, secret_file = zmq.auth.create_certificates(str(directory), name)
+    finally:
+        os.umask(old_umask)
+    os.chmod(public_file, 0o644)
     return Path(public_file), Path(secret_file)
 
 
@@ -44,18 +52,29 @@ def _load(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
     return public, private
 
 
-def secure_client(socket: zmq.Socket, settings: BusSettings) -> None:
-    """Make `socket` a CURVE client of the broker, with this machine's key pair."""
+def client_keys(settings: BusSettings) -> tuple[bytes, bytes, bytes]:
+    """This machine's public and secret key, and the broker's public key."""
     public, private = _load(settings.keys_dir / f"{settings.node_key}.key_secret", secret=True)
     broker_public, _ = _load(settings.keys_dir / f"{settings.broker_key}.key", secret=False)
-    socket.curve_publickey, socket.curve_secretkey = public, private
-    socket.curve_serverkey = broker_public
+    assert private is not None
+    return public, private, broker_public
 
 
-def secure_server(socket: zmq.Socket, settings: BusSettings) -> None:
-    """Make `socket` a CURVE server with the broker's key pair."""
+def secure_client(socket: zmq.Socket, keys: tuple[bytes, bytes, bytes]) -> None:
+    """Make `socket` a CURVE client of the broker (keys from client_keys())."""
+    socket.curve_publickey, socket.curve_secretkey, socket.curve_serverkey = keys
+
+
+def server_keys(settings: BusSettings) -> tuple[bytes, bytes]:
+    """The broker's public and secret key."""
     public, private = _load(settings.keys_dir / f"{settings.broker_key}.key_secret", secret=True)
-    socket.curve_publickey, socket.curve_secretkey = public, private
+    assert private is not None
+    return public, private
+
+
+def secure_server(socket: zmq.Socket, keys: tuple[bytes, bytes]) -> None:
+    """Make `socket` a CURVE server (keys from server_keys())."""
+    socket.curve_publickey, socket.curve_secretkey = keys
     socket.curve_server = True
 
 
@@ -102,5 +121,6 @@ def start_authenticator(context: zmq.Context, settings: BusSettings) -> ThreadAu
         raise KeyFileError(f"bus.curve is on but {settings.authorized_dir} (bus.authorized_dir) does not exist")
     authenticator = ThreadAuthenticator(context, log=logging.getLogger("installation.zap"))
     authenticator.start()
-    authenticator.configure_curve_callback("*", credentials_provider=AuthorizedKeys(settings.authorized_dir))
+    authorized = AuthorizedKeys(settings.authorized_dir)
+    authenticator.configure_curve_callback("*", credentials_provider=authorized)
     return authenticator
