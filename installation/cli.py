@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     tap.add_argument("prefix", nargs="?", default="", help="topic prefix, e.g. asr. (default: everything)")
     tap.add_argument("--count", type=int, help="stop after this many messages")
     tap.add_argument("--seconds", type=float, help="stop after this long")
-    send = command("send", _send, "publish one event, e.g. likeness send show.command '{\"command\": \"go\"}'")
+    send = command("send", _send, 'publish one event, e.g. likeness send show.command \'{"command": "go"}\'')
     send.add_argument("topic")
     send.add_argument("json", help="the payload as a JSON object")
     send.add_argument("--turn-id")

@@ -81,11 +81,7 @@ class Node:
             self.publish_health()
             self._systemd.notify("READY=1")
             _LOGGER.info("%s: ready", self.name)
-            async for message in self.bus.messages():
-                if isinstance(message.payload, Shutdown) and message.payload.node in (None, self.name):
-                    _LOGGER.info("%s: shutdown asked by %s", self.name, message.source)
-                    break
-                await self._dispatch(message)
+            await self._serve()
         finally:
             self.status = "stopping"
             self._systemd.notify("STOPPING=1")
@@ -97,6 +93,15 @@ class Node:
                 logging.getLogger().removeHandler(log_handler)
                 self.publish_health()
                 self.bus.close()
+
+    async def _serve(self) -> None:
+        async for batch in self.bus.batches():
+            for message in batch:
+                payload = message.payload
+                if isinstance(payload, Shutdown) and payload.node in (None, self.name):
+                    _LOGGER.info("%s: shutdown asked by %s", self.name, message.source)
+                    return
+                await self._dispatch(message)
 
     async def _connect(self) -> None:
         """Wait for the broker, saying so now and then, for as long as it takes."""

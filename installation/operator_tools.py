@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -108,7 +107,7 @@ def payload_for(topic: str, text: str) -> Payload:
     fields.setdefault("type", topic)
     known = {model.model_fields["type"].default for model in PAYLOAD_TYPES}
     if fields["type"] not in known:
-        raise BadPayload(f"unknown message type {fields['type']!r}; give \"type\", one of: {', '.join(sorted(known))}")
+        raise BadPayload(f'unknown message type {fields["type"]!r}; give "type", one of: {", ".join(sorted(known))}')
     try:
         payload: Payload = PAYLOAD_ADAPTER.validate_python(fields)
     except ValidationError as error:

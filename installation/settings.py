@@ -83,9 +83,7 @@ class NodesSettings(Section):
 class Settings(BaseSettings):
     """All of the installation's settings."""
 
-    model_config = SettingsConfigDict(
-        frozen=True, extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__"
-    )
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__")
     bus: BusSettings
     supervisor: SupervisorSettings
     log: LogSettings

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .base import NAME_PATTERN as NODE_PATTERN
 from .base import Payload
+
 NodeStatus = Literal["starting", "ready", "degraded", "error", "stopping"]
 Detail = dict[str, str | int | float | bool | None]
 

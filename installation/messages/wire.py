@@ -21,6 +21,7 @@ from .tts import TtsAudio, TtsEnd, TtsMarks, TtsStart
 
 WIRE_VERSION = 1
 TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+SID_PATTERN = r"^[0-9a-f]{8,32}$"
 _TURN_ID = re.compile(TURN_ID_PATTERN)
 
 PAYLOAD_TYPES: tuple[type[Payload], ...] = (
@@ -44,7 +45,7 @@ class Message(BaseModel):
     v: Literal[1] = WIRE_VERSION
     source: str = Field(pattern=NAME_PATTERN)
     """The node that published it."""
-    sid: str = Field(pattern=r"^[0-9a-f]{8,32}$")
+    sid: str = Field(pattern=SID_PATTERN)
     """The publishing process's random session id; a restarted node gets a new one."""
     seq: int = Field(ge=0)
     """Counts up by one per topic for each sid, so a receiver can see what it missed."""
@@ -66,6 +67,35 @@ class Message(BaseModel):
         return self.payload.type
 
 
+class Encoder:
+    """Writes the frames of one sender's messages.
+
+    Formatting the envelope by hand is ~3x faster than building and dumping a model, and
+    the sender's constant part is formatted once: the publisher's cost is half the bus's.
+    """
+
+    def __init__(self, source: str, sid: str) -> None:
+        if not re.fullmatch(NAME_PATTERN, source) or not re.fullmatch(SID_PATTERN, sid):
+            raise ValueError(f"source {source!r} or sid {sid!r} is not a valid name")
+        self._prefix = b'{"v":%d,"source":"%s","sid":"%s","seq":' % (WIRE_VERSION, source.encode(), sid.encode())
+
+    def frames(self, payload: Payload, seq: int, turn_id: str | None = None, data: bytes = b"") -> list[bytes]:
+        if turn_id is None:
+            turn = b"null"
+        elif _TURN_ID.fullmatch(turn_id):
+            turn = b'"%s"' % turn_id.encode()
+        else:
+            raise ValueError(f"turn_id {turn_id!r} does not match {TURN_ID_PATTERN}")
+        if payload.binary != bool(data):
+            raise ValueError(f"{payload.type} {'needs' if payload.binary else 'takes no'} raw data")
+        header = self._prefix + b'%d,"turn_id":%s,"mono":%r,"wall":%r,"payload":%s}' % (
+            seq, turn, time.monotonic(), time.time(), payload.__pydantic_serializer__.to_json(payload),
+        )  # fmt: skip
+        if data:
+            return [payload.topic.encode(), header, data]
+        return [payload.topic.encode(), header]
+
+
 def encode(
     payload: Payload,
     *,
@@ -75,48 +105,37 @@ def encode(
     turn_id: str | None = None,
     data: bytes = b"",
 ) -> list[bytes]:
-    """Frames for one message. `source` and `sid` are trusted (checked by the Bus)."""
-    if turn_id is not None and not _TURN_ID.fullmatch(turn_id):
-        raise ValueError(f"turn_id {turn_id!r} does not match {TURN_ID_PATTERN}")
-    if payload.binary != bool(data):
-        need = "needs" if payload.binary else "takes no"
-        raise ValueError(f"{payload.type} {need} raw data")
-    # Formatting the envelope by hand is ~3x faster than building and dumping a model,
-    # and the publisher's cost is half of the bus's overhead.
-    body = payload.__pydantic_serializer__.to_json(payload)
-    turn = b'"%s"' % turn_id.encode() if turn_id is not None else b"null"
-    header = b'{"v":%d,"source":"%s","sid":"%s","seq":%d,"turn_id":%s,"mono":%r,"wall":%r,"payload":%s}' % (
-        WIRE_VERSION, source.encode(), sid.encode(), seq, turn, time.monotonic(), time.time(), body,
-    )  # fmt: skip
-    frames = [payload.topic.encode(), header]
-    if data:
-        frames.append(data)
-    return frames
+    """Frames for one message (a Bus keeps an Encoder instead)."""
+    return Encoder(source, sid).frames(payload, seq, turn_id, data)
 
 
 def decode(frames: list[bytes]) -> Message:
     """The message in `frames`, or InvalidMessage saying what is wrong with it."""
-    if len(frames) not in (2, 3):
-        raise InvalidMessage(f"expected 2 or 3 frames, got {len(frames)}")
+    count = len(frames)
+    if count != 2 and count != 3:
+        raise InvalidMessage(f"expected 2 or 3 frames, got {count}")
     try:
-        message = Message.model_validate_json(frames[1])
+        message: Message = _validate_json(frames[1])
     except ValidationError as error:
         raise InvalidMessage(_first_error(error)) from None
     payload = message.payload
-    if "data" in message.model_fields_set:
-        raise InvalidMessage("raw data belongs in the third frame, not in the JSON")
     if frames[0] != payload.topic.encode():
         raise InvalidMessage(f"topic {frames[0][:80]!r} does not match {payload.type} ({payload.topic})")
+    if "data" in message.__pydantic_fields_set__:
+        raise InvalidMessage("raw data belongs in the third frame, not in the JSON")
     if payload.binary:
-        if len(frames) != 3 or not frames[2]:
+        if count != 3 or not frames[2]:
             raise InvalidMessage(f"{payload.type} needs its samples in a third frame")
         if len(frames[2]) % payload.bytes_per_frame:
             raise InvalidMessage(f"{payload.type}: {len(frames[2])} bytes is not whole samples")
         # The envelope is frozen; the data frame is attached here, once, after validation.
         object.__setattr__(message, "data", frames[2])
-    elif len(frames) == 3:
+    elif count == 3:
         raise InvalidMessage(f"{payload.type} takes no third frame")
     return message
+
+
+_validate_json = Message.__pydantic_validator__.validate_json  # skips a wrapper: decode is hot
 
 
 def _first_error(error: ValidationError) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tomllib
 import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -29,9 +29,7 @@ def cli_env(environ: dict[str, str]) -> dict[str, str]:
     return {**inherited, **environ, "LIKENESS_BUS__CONNECT_TIMEOUT_S": "5"}
 
 
-def likeness(
-    env: dict[str, str], *args: str, timeout: float = RUN_TIMEOUT_S
-) -> subprocess.CompletedProcess[str]:
+def likeness(env: dict[str, str], *args: str, timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "installation", *args],
         env=env,
@@ -87,9 +85,7 @@ def test_a_broken_environment_variable_is_named(cli_env):
 def test_config_show_prints_every_key_with_where_it_came_from(cli_env, settings, tmp_path):
     site = tmp_path / "site.toml"
     site.write_text('[bus]\nheartbeat_s = 2.5\n\n[nodes.modules]\nlights = "gallery.lights"\n')
-    env = {
-        k: v for k, v in cli_env.items() if k not in ("LIKENESS_BUS__HEARTBEAT_S", "LIKENESS_NODES__MODULES")
-    }
+    env = {k: v for k, v in cli_env.items() if k not in ("LIKENESS_BUS__HEARTBEAT_S", "LIKENESS_NODES__MODULES")}
 
     done = likeness(env, "config", "show", "--config", str(site))
 
@@ -102,9 +98,7 @@ def test_config_show_prints_every_key_with_where_it_came_from(cli_env, settings,
         elif match := re.fullmatch(r"(\w+) = (.*?)\s+# (.+)", line):
             shown[f"{section}.{match[1]}"] = (tomllib.loads(f"v = {match[2]}")["v"], match[3])
     expected = {
-        f"{name}.{key}"
-        for name, field in Settings.model_fields.items()
-        for key in field.annotation.model_fields
+        f"{name}.{key}" for name, field in Settings.model_fields.items() for key in field.annotation.model_fields
     }
     assert shown.keys() == expected
     assert shown["bus.heartbeat_s"] == (2.5, str(site))
@@ -155,9 +149,7 @@ def test_send_refuses_a_bad_event_with_one_clear_line(cli_env, args, words):
 
 
 def test_send_without_a_broker_says_so_in_one_line(cli_env):
-    done = likeness(
-        {**cli_env, "LIKENESS_BUS__CONNECT_TIMEOUT_S": "0.5"}, "send", "show.command", '{"command": "go"}'
-    )
+    done = likeness({**cli_env, "LIKENESS_BUS__CONNECT_TIMEOUT_S": "0.5"}, "send", "show.command", '{"command": "go"}')
 
     assert done.returncode == 1
     line = _one_line(done.stderr)
@@ -187,9 +179,7 @@ async def _likeness_async(env: dict[str, str], *args: str) -> tuple[int, str]:
 @pytest.mark.usefixtures("broker")
 async def test_send_publishes_the_event_as_cli(cli_env, settings):
     async with Probe(settings, topics=("show.",)) as probe:
-        code, stderr = await _likeness_async(
-            cli_env, "send", "show.command", '{"command": "go"}', "--turn-id", "t-7"
-        )
+        code, stderr = await _likeness_async(cli_env, "send", "show.command", '{"command": "go"}', "--turn-id", "t-7")
         assert code == 0, stderr
         got = await probe.expect(ShowCommand, timeout=LINE_TIMEOUT_S)
 

@@ -192,9 +192,7 @@ async def test_the_sender_example_joins_and_sends_a_valid_go(settings: Settings,
 
 
 @pytest.mark.usefixtures("broker")
-async def test_the_listener_example_prints_latched_then_live_show_state_once_each(
-    settings: Settings, tmp_path: Path
-):
+async def test_the_listener_example_prints_latched_then_live_show_state_once_each(settings: Settings, tmp_path: Path):
     environ = {"LIKENESS_BUS__SUBSCRIBE_URL": settings.bus.subscribe_url}
     async with Probe(settings, topics=("show.state",), name="show") as show:
         show.publish(ShowState(phase="interview", cue="q1", floor="kiosk"))

@@ -111,9 +111,7 @@ def test_every_payload_type_survives_a_round_trip(kind):
     assert len(frames) == (3 if kind.binary else 2)
 
 
-@pytest.mark.parametrize(
-    "kind", [kind for kind in PAYLOAD_TYPES if kind.binary], ids=lambda kind: kind.__name__
-)
+@pytest.mark.parametrize("kind", [kind for kind in PAYLOAD_TYPES if kind.binary], ids=lambda kind: kind.__name__)
 def test_audio_travels_raw_in_the_third_frame_never_in_the_json(kind):
     frames = _frames(EXAMPLES[kind])
 

@@ -201,9 +201,7 @@ BAD_ENVIRONMENTS = {
 }
 
 
-@pytest.mark.parametrize(
-    ("variables", "name", "key", "words"), BAD_ENVIRONMENTS.values(), ids=BAD_ENVIRONMENTS.keys()
-)
+@pytest.mark.parametrize(("variables", "name", "key", "words"), BAD_ENVIRONMENTS.values(), ids=BAD_ENVIRONMENTS.keys())
 def test_a_bad_environment_variable_is_one_line_naming_the_variable_and_the_key(variables, name, key, words):
     # a harmless variable next to the bad one: the message must still pick the right one
     message = _error(environ={"LIKENESS_BUS__SEND_HWM": "10", **variables})
