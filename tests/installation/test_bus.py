@@ -21,7 +21,7 @@ from installation.messages import (
     TtsAudio,
     encode,
 )
-from installation.testing import Probe
+from installation.testing import Probe, private_environ, running_broker, settings_from
 
 pytestmark = pytest.mark.usefixtures("broker")
 
@@ -151,25 +151,28 @@ async def test_a_gap_in_a_senders_sequence_is_counted_as_lost(settings, raw_pub)
     assert listener.bus.counters.lost == 4
 
 
-async def test_a_slow_subscriber_loses_audio_but_knows_it(settings):
-    """With a tiny queue, a subscriber that does not read loses frames and counts them."""
-    small = settings.bus.model_copy(update={"receive_hwm": 10, "send_hwm": 10})
-    slow = Bus(small, name="slow", topics=("audio.in.",))
-    try:
-        await slow.connect()
-        async with Probe(settings, name="mic") as mic:
-            for index in range(2000):
-                mic.publish(AudioFrame(source="kiosk", index=index), data=b"\0" * 640)
-                if index % 200 == 0:
-                    await asyncio.sleep(0)  # let the loop breathe; the subscriber does not read
-            got = []
-            while (message := await slow.receive(0.5)) is not None:
-                got.append(message)
-            # what overflowed was the newest: the next frame that arrives reveals the gap
-            mic.publish(AudioFrame(source="kiosk", index=2000), data=b"\0" * 640)
-            got.append(await slow.receive(5))
-        assert got[-1] is not None and got[-1].payload.index == 2000
-        assert 1 < len(got) < 2001
-        assert slow.counters.lost == 2001 - len(got)
-    finally:
-        slow.close()
+async def test_a_slow_subscriber_loses_audio_but_knows_it():
+    """With small queues, a subscriber that does not read loses frames, and counts them."""
+    settings = settings_from(private_environ(BUS__SEND_HWM="10", BUS__RECEIVE_HWM="10"))
+    flood = 5000  # far more than every queue and socket buffer on the way can hold
+    with running_broker(settings):
+        slow = Bus(settings.bus, name="slow", topics=("audio.in.",))
+        try:
+            await slow.connect()
+            async with Probe(settings, name="mic") as mic:
+                for index in range(flood):
+                    mic.publish(AudioFrame(source="kiosk", index=index), data=bytes(640))
+                got = []
+                while (message := await slow.receive(0.5)) is not None:
+                    got.append(message)
+                # what overflowed was the newest: only the next frame to arrive reveals the gap
+                mic.publish(AudioFrame(source="kiosk", index=flood), data=bytes(640))
+                while not got or got[-1].payload.index != flood:
+                    message = await slow.receive(5)
+                    assert message is not None, "the frame after the flood never arrived"
+                    got.append(message)
+        finally:
+            slow.close()
+    assert 1 < len(got) < flood
+    assert slow.counters.lost == flood + 1 - len(got)
+    assert [m.payload.index for m in got] == sorted(m.payload.index for m in got)
