@@ -123,9 +123,10 @@ def _bus(args: argparse.Namespace, rest: list[str]) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    sdnotify.SystemdNotifier().notify("READY=1")
+    systemd = sdnotify.SystemdNotifier()
+    systemd.notify("READY=1")
     while not stop.wait(settings.bus.heartbeat_s):
-        sdnotify.SystemdNotifier().notify("WATCHDOG=1")
+        systemd.notify("WATCHDOG=1")
     broker.stop()
 
 
