@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,37 @@ def private_environ(directory: Path | None = None, **overrides: str) -> dict[str
     }
     environ.update({f"LIKENESS_{key.upper()}": value for key, value in overrides.items()})
     return environ
+
+
+def free_tcp_urls(count: int) -> list[str]:
+    """tcp:// URLs on 127.0.0.1 ports that were free a moment ago (all distinct)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [f"tcp://127.0.0.1:{probe.getsockname()[1]}" for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+class SystemdListener:
+    """Stands in for systemd's notify socket: a process given `path` as NOTIFY_SOCKET talks to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(self.path)
+
+    def wait_for(self, *words: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        """Return once every one of `words` (e.g. READY=1) has been said."""
+        self._socket.settimeout(timeout)
+        said: set[str] = set()
+        while not set(words) <= said:
+            said.update(self._socket.recv(4096).decode().splitlines())
+
+    def close(self) -> None:
+        self._socket.close()
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from installation.settings import Settings
-from installation.testing import Processes, private_environ, running_broker, settings_from
+from installation.testing import Processes, SystemdListener, private_environ, running_broker, settings_from
 
 STATE_NODE = {"NODES__MODULES": '{"state": "tests.support.state_node"}'}
 
@@ -37,6 +37,13 @@ def settings(environ: dict[str, str]) -> Settings:
 def broker(settings: Settings) -> Iterator[None]:
     with running_broker(settings):
         yield
+
+
+@pytest.fixture
+def systemd(tmp_path: Path) -> Iterator[SystemdListener]:
+    listener = SystemdListener(tmp_path / "notify")
+    yield listener
+    listener.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from installation.broker import Broker
 from installation.bus import Bus, BusTimeout
 from installation.messages import ShowCommand, encode
 from installation.settings import Settings
-from installation.testing import Probe, private_environ, running_broker, settings_from
+from installation.testing import Probe, free_tcp_urls, private_environ, running_broker, settings_from
 
 CLI_TIMEOUT_S = 30
 WINDOW_S = 0.8
@@ -85,21 +84,9 @@ def test_keys_generate_refuses_to_replace_a_key_pair_without_force(environ, tmp_
 # -- a broker with CURVE on tcp ---------------------------------------------------------
 
 
-def _free_tcp_urls(count: int) -> list[str]:
-    """tcp:// URLs on 127.0.0.1 ports that were free a moment ago (all distinct)."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [f"tcp://127.0.0.1:{probe.getsockname()[1]}" for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
 @pytest.fixture
 def curve_environ(bus_dir: Path) -> dict[str, str]:
-    publish_url, subscribe_url = _free_tcp_urls(2)
+    publish_url, subscribe_url = free_tcp_urls(2)
     return private_environ(
         bus_dir, BUS__CURVE="true", BUS__PUBLISH_URL=publish_url, BUS__SUBSCRIBE_URL=subscribe_url,
         BUS__CONNECT_TIMEOUT_S="3",  # a node the broker refuses fails its test in 3 s, not 10

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
 import tomllib
 import typing
@@ -37,7 +36,7 @@ from installation.messages import (
     decode,
 )
 from installation.settings import DEFAULT_FILE, Settings
-from installation.testing import Probe, private_environ, running_broker, settings_from
+from installation.testing import Probe, free_tcp_urls, private_environ, running_broker, settings_from
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "bus.md"
 EXAMPLES = ("bus_listen.py", "bus_send.py", "curve_client.py")
@@ -232,19 +231,8 @@ async def test_the_listener_example_gives_up_after_its_seconds(tmp_path: Path):
     assert out == ""
 
 
-def _free_tcp_urls(count: int) -> list[str]:
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [f"tcp://127.0.0.1:{probe.getsockname()[1]}" for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
 def test_the_curve_example_lets_an_authorized_script_in(bus_dir: Path):
-    publish_url, subscribe_url = _free_tcp_urls(2)  # CURVE over tcp, as across machines
+    publish_url, subscribe_url = free_tcp_urls(2)  # CURVE over tcp, as across machines
     environ = private_environ(
         bus_dir, BUS__CURVE="true", BUS__PUBLISH_URL=publish_url, BUS__SUBSCRIBE_URL=subscribe_url
     )

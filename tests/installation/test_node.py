@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 
 import pytest
 
@@ -95,19 +94,10 @@ async def test_a_node_waits_for_a_broker_that_comes_late(environ, bus_dir):
         await asyncio.gather(task, return_exceptions=True)
 
 
-def test_a_node_process_notifies_systemd_ready_and_watchdog(environ, processes, tmp_path):
+def test_a_node_process_notifies_systemd_ready_and_watchdog(environ, processes, systemd):
     """Under systemd (NOTIFY_SOCKET set) the node says READY=1 and pets the watchdog."""
-    path = str(tmp_path / "notify")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(path)
-    listener.settimeout(10)
-    try:
-        processes.start("node", "state", environ={**environ, "NOTIFY_SOCKET": path})
-        said = set()
-        while not {"READY=1", "WATCHDOG=1"} <= said:
-            said.add(listener.recv(256).decode())
-    finally:
-        listener.close()
+    processes.start("node", "state", environ={**environ, "NOTIFY_SOCKET": systemd.path})
+    systemd.wait_for("READY=1", "WATCHDOG=1")
 
 
 def test_sigterm_stops_a_node_process_cleanly(environ, processes, settings):
