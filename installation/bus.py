@@ -201,8 +201,9 @@ class Bus:
             size = len(frames[0])
             while frame.more:  # the rest of a multipart message has arrived with its first part
                 frame = recv(copy=False)
-                frames.append(frame.bytes)
-                size += len(frame)
+                part = frame.bytes
+                frames.append(part)
+                size += len(part)
             if size > limit:
                 self._refuse_oversized(frames, size)
             elif (message := accept(frames)) is not None:

@@ -77,7 +77,8 @@ class Node:
             logging.getLogger().addHandler(log_handler)
             heartbeat = asyncio.create_task(self._heartbeat())
             await self.start()
-            self.status = "ready" if self.error is None else self.status
+            if self.status == "starting":  # start() may have said "degraded" already
+                self.status = "ready"
             self.publish_health()
             self._systemd.notify("READY=1")
             _LOGGER.info("%s: ready", self.name)
@@ -108,10 +109,10 @@ class Node:
         while True:
             try:
                 await self.bus.connect()
-                return
             except BusTimeout as error:
-                self.error = str(error)
                 _LOGGER.error("%s: %s; still trying", self.name, error)
+            else:
+                return
 
     async def _dispatch(self, message: Message) -> None:
         try:
