@@ -1,0 +1,34 @@
+"""The bus benchmark runs and reports its figures (it does not judge them: timings on a shared machine are noisy)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODES = ("raw", "typed")
+POSITIVE = ("msgs_per_s", "p50_ms", "p99_ms", "received_fraction", "pub_cpu_us", "sub_cpu_us", "latency_sub_cpu_us")
+OTHERS = ("throughput_ratio", "p99_ratio", "load_average_start", "load_average_end", "rounds")
+TARGETS = ("throughput_target_met", "p99_target_met")
+
+
+@pytest.mark.timeout(120)
+def test_the_quick_bus_benchmark_prints_its_figures_as_json():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bus.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=100
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert isinstance(summary, dict)
+    for mode in MODES:
+        for key in POSITIVE:
+            assert summary[f"{mode}_{key}"] > 0, f"{mode}_{key}"
+    for key in OTHERS:
+        assert isinstance(summary[key], int | float), key
+    for key in TARGETS:
+        assert isinstance(summary[key], bool), key
+    assert summary["rounds"] == 1
