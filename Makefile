@@ -1,7 +1,7 @@
 # `make demo` sets up a fresh Debian machine and runs the show; `make test` runs the tests.
 VENV ?= .venv
 PYTHON ?= python3
-SYSTEM_PACKAGES := python3 python3-venv python3-pip
+SYSTEM_PACKAGES := python3 python3-venv python3-pip espeak-ng libportaudio2 pocketsphinx-testdata
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 

@@ -67,6 +67,45 @@ class SupervisorSettings(Section):
     stop_timeout_s: float = Field(gt=0)
 
 
+class MicSettings(Section):
+    """Where the kiosk's voice comes from, and how utterances are cut out of it."""
+
+    source: str = Field(pattern=NAME_PATTERN)
+    """This audio source's name: frames go out on audio.in.<source>."""
+    input: Literal["device", "wav"]
+    device: str
+    """A sound device's name (or part of it) or index; empty for the system default."""
+    wav_files: tuple[UserPath, ...]
+    """The playlist for input = "wav", played in order."""
+    wav_pacing: Literal["realtime", "fast"]
+    wav_loop: bool
+    mode: Literal["vad", "push_to_talk"]
+    vad_aggressiveness: int = Field(ge=0, le=3)
+    """webrtcvad's: 0 lets the most through as speech, 3 the least."""
+    speech_start_ms: int = Field(ge=20, le=1000)
+    """Voiced audio it takes to open an utterance (a click or a cough is shorter)."""
+    pre_roll_ms: int = Field(ge=0, le=2000)
+    """Audio kept from before the utterance opened, so its first syllable is not cut."""
+    hangover_ms: int = Field(ge=20, le=3000)
+    """Silence that closes an utterance: the visitor has finished."""
+    max_utterance_s: float = Field(gt=1, le=300)
+    retry_s: float = Field(gt=0)
+    """How often a missing sound device is looked for again."""
+
+
+class AsrSettings(Section):
+    """Speech recognition: which engine, and its models."""
+
+    engine: Literal["auto", "vosk", "pocketsphinx"]
+    """auto: Vosk when its model is installed, PocketSphinx's bundled English otherwise."""
+    vosk_model: str
+    """A model's name in models_dir, or a path to a model directory."""
+    models_dir: UserPath
+    partials: bool
+    tts_guard_ms: int = Field(ge=0, le=5000)
+    """After the persona stops speaking, audio this long is not transcribed (room echo)."""
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"]
     format: Literal["auto", "json", "text"]
@@ -85,6 +124,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__")
     bus: BusSettings
+    mic: MicSettings
+    asr: AsrSettings
     supervisor: SupervisorSettings
     log: LogSettings
     nodes: NodesSettings

@@ -4,7 +4,7 @@ from .audio import BUS_FRAME_BYTES, BUS_FRAME_MS, BUS_SAMPLE_RATE_HZ, AudioChunk
 from .base import Payload
 from .bot import Ask, BotReply
 from .show import COMMANDS, ShowCommand, ShowState
-from .speech import AsrFinal, AsrPartial, SpeechEnded, SpeechStarted, WordTiming
+from .speech import AsrFinal, AsrPartial, PushToTalk, SpeechEnded, SpeechStarted, WordTiming
 from .system import BusCounters, BusEcho, BusHello, Health, Log, NodeStatus, Shutdown
 from .tts import TtsAudio, TtsEnd, TtsMarks, TtsStart, WordMark
 from .wire import (
@@ -23,7 +23,7 @@ __all__ = [
     "PAYLOAD_ADAPTER", "PAYLOAD_TYPES", "WIRE_VERSION",
     "Ask", "AsrFinal", "AsrPartial", "AudioChunk", "AudioFrame", "BotReply", "BusCounters",
     "BusEcho", "BusHello", "Health", "InvalidMessage", "Log", "Message", "NodeStatus",
-    "Payload", "Shutdown", "ShowCommand", "ShowState", "SpeechEnded", "SpeechStarted",
+    "Payload", "PushToTalk", "Shutdown", "ShowCommand", "ShowState", "SpeechEnded", "SpeechStarted",
     "TtsAudio", "TtsEnd", "TtsMarks", "TtsStart", "WordMark", "WordTiming",
     "decode", "encode",
 ]  # fmt: skip

@@ -15,6 +15,8 @@ class SpeechStarted(Payload):
 
     type: Literal["vad.speech_start"] = "vad.speech_start"
     source: str = Field(pattern=SOURCE_PATTERN)
+    first_index: int = Field(ge=0)
+    """The utterance's first audio frame (pre-roll included), by AudioFrame.index."""
 
     @property
     def topic(self) -> str:
@@ -26,11 +28,26 @@ class SpeechEnded(Payload):
 
     type: Literal["vad.speech_end"] = "vad.speech_end"
     source: str = Field(pattern=SOURCE_PATTERN)
+    last_index: int = Field(ge=0)
+    """The utterance's last audio frame, by AudioFrame.index."""
     duration_s: float = Field(ge=0)
+    reason: Literal["silence", "max_length", "released", "stopped"] = "silence"
 
     @property
     def topic(self) -> str:
         return f"vad.{self.source}"
+
+
+class PushToTalk(Payload):
+    """The kiosk's talk button (or key) pressed or released, in push-to-talk mode."""
+
+    type: Literal["mic.ptt"] = "mic.ptt"
+    source: str = Field(pattern=SOURCE_PATTERN)
+    pressed: bool
+
+    @property
+    def topic(self) -> str:
+        return f"mic.ptt.{self.source}"
 
 
 class WordTiming(BaseModel):

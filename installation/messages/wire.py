@@ -15,7 +15,7 @@ from .audio import AudioFrame
 from .base import NAME_PATTERN, Payload
 from .bot import Ask, BotReply
 from .show import ShowCommand, ShowState
-from .speech import AsrFinal, AsrPartial, SpeechEnded, SpeechStarted
+from .speech import AsrFinal, AsrPartial, PushToTalk, SpeechEnded, SpeechStarted
 from .system import BusEcho, BusHello, Health, Log, Shutdown
 from .tts import TtsAudio, TtsEnd, TtsMarks, TtsStart
 
@@ -25,7 +25,7 @@ SID_PATTERN = r"^[0-9a-f]{8,32}$"
 _TURN_ID = re.compile(TURN_ID_PATTERN)
 
 PAYLOAD_TYPES: tuple[type[Payload], ...] = (
-    AudioFrame, SpeechStarted, SpeechEnded, AsrPartial, AsrFinal, Ask, BotReply,
+    AudioFrame, SpeechStarted, SpeechEnded, PushToTalk, AsrPartial, AsrFinal, Ask, BotReply,
     TtsStart, TtsAudio, TtsMarks, TtsEnd, ShowState, ShowCommand,
     Health, Log, BusHello, BusEcho, Shutdown,
 )  # fmt: skip

@@ -21,6 +21,7 @@ from installation.messages import (
     InvalidMessage,
     Log,
     Payload,
+    PushToTalk,
     ShowCommand,
     ShowState,
     Shutdown,
@@ -43,8 +44,9 @@ assert len(SAMPLES) == 640
 # One instance per payload type, with its optional fields set away from their defaults.
 EXAMPLES: dict[type[Payload], Payload] = {
     AudioFrame: AudioFrame(source="kiosk", index=41),
-    SpeechStarted: SpeechStarted(source="remote-7"),
-    SpeechEnded: SpeechEnded(source="kiosk", duration_s=2.5),
+    SpeechStarted: SpeechStarted(source="remote-7", first_index=120),
+    SpeechEnded: SpeechEnded(source="kiosk", last_index=245, duration_s=2.5, reason="max_length"),
+    PushToTalk: PushToTalk(source="kiosk", pressed=True),
     AsrPartial: AsrPartial(source="kiosk", text="what is the"),
     AsrFinal: AsrFinal(
         source="kiosk",

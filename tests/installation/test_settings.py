@@ -48,7 +48,7 @@ def test_without_a_site_file_every_value_is_the_one_in_default_toml(monkeypatch,
 
     values = _flat(loaded.settings)
     assert values.keys() == written.keys()
-    for key in PATH_KEYS:
+    for key in [key for key, value in written.items() if str(value).startswith("~")]:
         assert values.pop(key) == written.pop(key).replace("~", str(tmp_path), 1)
     assert values == written
     assert loaded.origins == dict.fromkeys(_flat(loaded.settings), DEFAULT)
