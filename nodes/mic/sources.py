@@ -1,0 +1,96 @@
+"""Where the mic node's audio comes from: a WAV playlist or a sound device, as bus frames."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from installation.audio import AudioError, bus_frames, read_audio, to_bus_pcm
+from installation.messages import BUS_FRAME_BYTES, BUS_FRAME_MS, BUS_SAMPLE_RATE_HZ
+from installation.settings import MicSettings
+
+_LOGGER = logging.getLogger(__name__)
+_FRAME_S = BUS_FRAME_MS / 1000
+
+
+async def wav_frames(files: tuple[Path, ...], *, realtime: bool, loop: bool, errors: list[str]) -> AsyncIterator[bytes]:
+    """The playlist's audio as 20 ms bus frames, at the pace of real time or as fast as read.
+
+    A file that cannot be read is reported (logged, and added to `errors`) and skipped.
+    """
+    started, sent = time.monotonic(), 0
+    while True:
+        playable = 0
+        for path in files:
+            try:
+                pcm = await asyncio.to_thread(lambda p=path: to_bus_pcm(read_audio(p)))
+            except AudioError as error:
+                _LOGGER.error("mic: skipping %s", error)
+                errors.append(str(error))
+                continue
+            playable += 1
+            for frame in bus_frames(pcm):
+                if realtime:
+                    delay = started + sent * _FRAME_S - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                elif sent % 50 == 0:
+                    await asyncio.sleep(0)  # as fast as possible, yet the node still hears the bus
+                yield frame
+                sent += 1
+        if not loop or not playable:
+            return
+
+
+async def device_frames(settings: MicSettings) -> AsyncIterator[bytes]:
+    """Frames from a sound device through PortAudio; raises AudioError if it cannot record."""
+    try:
+        import sounddevice
+    except OSError as error:
+        raise AudioError(f"PortAudio is not available ({error}); install libportaudio2") from None
+    device: int | str | None = settings.device or None
+    if isinstance(device, str) and device.isdigit():
+        device = int(device)
+    try:
+        info = sounddevice.query_devices(device, "input")
+    except (ValueError, sounddevice.PortAudioError) as error:
+        raise AudioError(f"no input device {settings.device or '(default)'}: {error}") from None
+    rate = int(info["default_samplerate"])
+    loop = asyncio.get_running_loop()
+    blocks: asyncio.Queue[np.ndarray | None] = asyncio.Queue(maxsize=200)
+
+    def on_audio(data: np.ndarray, frames: int, when: object, status: object) -> None:
+        block = data.mean(axis=1).copy()
+        loop.call_soon_threadsafe(_offer, blocks, block)
+
+    resampler = soxr.ResampleStream(rate, BUS_SAMPLE_RATE_HZ, 1, dtype="float32")
+    pending = b""
+    try:
+        stream = sounddevice.InputStream(
+            device=device, samplerate=rate, channels=min(2, int(info["max_input_channels"])),
+            dtype="float32", blocksize=int(rate * _FRAME_S), callback=on_audio,
+            finished_callback=lambda: loop.call_soon_threadsafe(_offer, blocks, None),
+        )  # fmt: skip
+    except sounddevice.PortAudioError as error:
+        raise AudioError(f"cannot open {info['name']}: {error}") from None
+    _LOGGER.info("mic: recording from %s at %d Hz", info["name"], rate)
+    with stream:
+        while (block := await blocks.get()) is not None:
+            resampled = resampler.resample_chunk(block)
+            pending += (np.clip(resampled, -1, 1) * 32767).astype("<i2").tobytes()
+            while len(pending) >= BUS_FRAME_BYTES:
+                yield pending[:BUS_FRAME_BYTES]
+                pending = pending[BUS_FRAME_BYTES:]
+    raise AudioError(f"{info['name']} stopped delivering audio (unplugged?)")
+
+
+def _offer(blocks: asyncio.Queue[np.ndarray | None], block: np.ndarray | None) -> None:
+    if blocks.full():
+        blocks.get_nowait()  # the loop fell behind: the oldest audio goes, not the newest
+    blocks.put_nowait(block)
