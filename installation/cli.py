@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import sdnotify
 
-from . import curve, operator_tools
+from . import audio, curve, models, operator_tools
 from .broker import Broker
 from .bus import BusTimeout
 from .logs import setup_logging
@@ -68,6 +69,19 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("name", help="e.g. broker, or the machine's name")
     keys.add_argument("--dir", type=Path, help="where to write (default: bus.keys_dir)")
     keys.add_argument("--force", action="store_true", help="replace an existing key pair")
+    vosk = command("models", _models, "install, list and remove Vosk speech models (in asr.models_dir)")
+    vosk.add_argument("action", choices=["list", "install", "remove"])
+    vosk.add_argument("model", nargs="?", help=f"a catalog model ({', '.join(models.CATALOG)}) or an installed one")
+    vosk.add_argument("--from", dest="source", metavar="FILE|URL", help="install this .zip or .tar.gz archive")
+    vosk.add_argument("--name", help="install under this name (default: the catalog's, or the archive's top folder)")
+    vosk.add_argument("--sha256", metavar="HEX", help="the archive's SHA-256, checked before unpacking")
+    vosk.add_argument("--force", action="store_true", help="replace an installed model of the same name")
+    asr = command("asr", _asr, "run the speech recognizer on audio files: one line of text per file")
+    asr.add_argument("action", choices=["transcribe"])
+    asr.add_argument("files", nargs="+", metavar="FILE")
+    asr.add_argument("--engine", choices=["auto", "vosk", "pocketsphinx"], help="default: asr.engine")
+    asr.add_argument("--json", action="store_true", help="one JSON object per file, with words and timings")
+    command("devices", _devices, "the sound devices that can record (for mic.device)")
     return parser
 
 
@@ -196,3 +210,68 @@ def _keys(args: argparse.Namespace, rest: list[str]) -> None:
         _fail(str(error))
     print(f"wrote {public} (public: copy it to the broker's {settings.bus.authorized_dir})")
     print(f"wrote {secret} (secret: keep it on this machine only)")
+
+
+def _models(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = _settings(args, "models")
+    models_dir = settings.asr.models_dir
+    try:
+        if args.action == "list":
+            _list_models(models_dir, configured=settings.asr.vosk_model)
+        elif args.action == "remove":
+            if args.model is None:
+                _fail("models remove: name the model to remove", 2)
+            print(f"removed {models.remove(models_dir, args.model)}")
+        else:
+            if args.model is None and args.source is None:
+                _fail("models install: name a catalog model or give an archive with --from FILE|URL", 2)
+            # SIGTERM unwinds like Ctrl-C, so the half-downloaded and half-unpacked files are removed.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+            progress = sys.stderr.isatty() and not os.environ.get("CI")
+            model = models.install(models_dir, args.model, source=args.source, name=args.name, sha256=args.sha256,
+                                   force=args.force, progress=progress, say=print)  # fmt: skip
+            print(f"installed {model.name} ({models.human_size(model.size)}) in {model.path}")
+    except models.ModelError as error:
+        _fail(f"models {args.action}: {error}")
+    except KeyboardInterrupt:
+        _fail(f"models {args.action}: interrupted; nothing was changed", 130)
+
+
+def _asr(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = _settings(args, "asr")
+    from nodes.asr.transcribe import transcribe  # the CLI runs nodes' code like `likeness node` does
+
+    try:
+        code = transcribe(args.files, settings.asr, engine=args.engine, as_json=args.json)
+    except FileNotFoundError as error:
+        _fail(f"asr: {error}")
+    raise SystemExit(code)
+
+
+def _devices(args: argparse.Namespace, rest: list[str]) -> None:
+    _settings(args, "devices")
+    try:
+        devices = audio.input_devices()
+    except audio.AudioError as error:
+        _fail(str(error))
+    if not devices:
+        print("no sound device can record here (no sound card, or none PortAudio can open)")
+    for device in devices:
+        print(f"{device['index']:>3}  {device['name']}  ({device['channels']} ch, {device['rate_hz']} Hz)")
+
+
+def _list_models(models_dir: Path, *, configured: str) -> None:
+    installed = models.installed_models(models_dir)
+    if installed:
+        width = max(len(model.name) for model in installed) + 2
+        for model in installed:
+            mark = "  (asr.vosk_model)" if model.name == configured else ""
+            print(f"{model.name:<{width}}{models.human_size(model.size):>10}  {model.path}{mark}")
+    else:
+        print(f"no models installed in {models_dir}")
+    available = {name: entry for name, entry in models.CATALOG.items() if name not in {m.name for m in installed}}
+    if available:
+        print("\nin the catalog (likeness models install NAME):")
+        width = max(len(name) for name in available) + 2
+        for name, entry in available.items():
+            print(f"{name:<{width}}{models.human_size(entry.size):>10}  {entry.about}")

@@ -124,7 +124,7 @@ class Probe:
         try:
             return await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
-            raise AssertionError(f"no {kind.__name__} matching within {timeout} s") from None
+            raise AssertionError(f"no {getattr(kind, '__name__', kind)} matching within {timeout} s") from None
 
     async def silence(self, kind: type[P], where: Callable[[P], bool] = lambda p: True, *, for_s: float) -> None:
         """Fail if a matching message arrives within `for_s` seconds."""

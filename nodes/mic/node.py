@@ -89,8 +89,7 @@ class MicNode(Node):
         if mic.input == "wav":
             if not mic.wav_files:
                 raise AudioError('mic.input is "wav" but mic.wav_files is empty')
-            return wav_frames(mic.wav_files, realtime=mic.wav_pacing == "realtime", loop=mic.wav_loop,
-                              errors=self.file_errors)  # fmt: skip
+            return wav_frames(mic.wav_files, speed=mic.wav_speed, loop=mic.wav_loop, errors=self.file_errors)
         return device_frames(mic)
 
     async def _pump(self, frames: AsyncIterator[bytes]) -> None:

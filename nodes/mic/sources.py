@@ -19,8 +19,8 @@ _LOGGER = logging.getLogger(__name__)
 _FRAME_S = BUS_FRAME_MS / 1000
 
 
-async def wav_frames(files: tuple[Path, ...], *, realtime: bool, loop: bool, errors: list[str]) -> AsyncIterator[bytes]:
-    """The playlist's audio as 20 ms bus frames, at the pace of real time or as fast as read.
+async def wav_frames(files: tuple[Path, ...], *, speed: float, loop: bool, errors: list[str]) -> AsyncIterator[bytes]:
+    """The playlist's audio as 20 ms bus frames, `speed` times real time (0: as fast as read).
 
     A file that cannot be read is reported (logged, and added to `errors`) and skipped.
     """
@@ -36,8 +36,8 @@ async def wav_frames(files: tuple[Path, ...], *, realtime: bool, loop: bool, err
                 continue
             playable += 1
             for frame in bus_frames(pcm):
-                if realtime:
-                    delay = started + sent * _FRAME_S - time.monotonic()
+                if speed:
+                    delay = started + sent * _FRAME_S / speed - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
                 elif sent % 50 == 0:

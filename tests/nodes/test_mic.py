@@ -36,7 +36,7 @@ def _padded(path: Path, tmp: Path, *, rate: int = 16000, channels: int = 1, subt
 
 def _mic_settings(environ: dict[str, str], files: list[Path], **mic: str):
     values = {"LIKENESS_MIC__INPUT": "wav", "LIKENESS_MIC__WAV_FILES": repr([str(f) for f in files]).replace("'", '"'),
-              "LIKENESS_MIC__WAV_PACING": "fast"}  # fmt: skip
+              "LIKENESS_MIC__WAV_SPEED": "10"}  # fmt: skip
     values.update({f"LIKENESS_MIC__{key.upper()}": value for key, value in mic.items()})
     return settings_from({**environ, **values})
 
@@ -138,7 +138,7 @@ def test_the_utterance_reaches_back_by_the_pre_roll():
 async def test_push_to_talk_opens_and_closes_on_the_button(environ, tmp_path):
     silence = tmp_path / "room.wav"
     soundfile.write(silence, np.zeros(16000 * 30), 16000)
-    settings = _mic_settings(environ, [silence], MODE="push_to_talk", WAV_PACING="realtime")
+    settings = _mic_settings(environ, [silence], MODE="push_to_talk", WAV_SPEED="1")
     async with Probe(settings, topics=("vad.", "health.mic")) as probe:
         task = asyncio.create_task(MicNode(settings).run())
         await probe.expect(Health, lambda h: h.node == "mic" and h.detail.get("input") == "recording")
