@@ -8,13 +8,14 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test bench setup system-packages lint clean
 
 demo: setup
-	$(VENV)/bin/likeness run
+	$(VENV)/bin/likeness run --config config/demo.toml
 
 test: setup
 	$(VENV)/bin/pytest
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bus.py
+	$(VENV)/bin/python benchmarks/asr.py
 
 lint: setup
 	$(VENV)/bin/ruff check installation nodes tests benchmarks

