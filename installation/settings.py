@@ -90,6 +90,9 @@ class MicSettings(Section):
     """Audio kept from before the utterance opened, so its first syllable is not cut."""
     hangover_ms: int = Field(ge=20, le=3000)
     """Silence that closes an utterance: the visitor has finished."""
+    tail_gate_db: float = Field(ge=0, le=90)
+    """Audio this many dB below the utterance's loudest counts as silence (0: off): webrtcvad
+    alone hears a fading last syllable as speech for 100-200 ms more."""
     max_utterance_s: float = Field(gt=1, le=300)
     retry_s: float = Field(gt=0)
     """How often a missing sound device is looked for again."""

@@ -37,6 +37,7 @@ class MicNode(Node):
         self.endpointer = Endpointer(
             aggressiveness=mic.vad_aggressiveness, speech_start_ms=mic.speech_start_ms,
             hangover_ms=mic.hangover_ms, pre_roll_ms=mic.pre_roll_ms, max_utterance_s=mic.max_utterance_s,
+            tail_gate_db=mic.tail_gate_db,
         )  # fmt: skip
         self.index = 0
         self.turn_id: str | None = None

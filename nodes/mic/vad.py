@@ -8,6 +8,7 @@ from typing import Literal
 
 import webrtcvad
 
+from installation.audio import SILENCE_DBFS, level_dbfs
 from installation.messages import BUS_FRAME_MS, BUS_SAMPLE_RATE_HZ
 
 
@@ -32,15 +33,26 @@ class Endpointer:
     after `hangover_ms` of silence (or at `max_utterance_s`), and reaches back `pre_roll_ms`."""
 
     def __init__(
-        self, *, aggressiveness: int, speech_start_ms: int, hangover_ms: int, pre_roll_ms: int, max_utterance_s: float
+        self,
+        *,
+        aggressiveness: int,
+        speech_start_ms: int,
+        hangover_ms: int,
+        pre_roll_ms: int,
+        max_utterance_s: float,
+        tail_gate_db: float = 0,
     ) -> None:
         self._vad = webrtcvad.Vad(aggressiveness)
+        # webrtcvad hears a fading last syllable as speech for 100-200 ms more; a frame this far
+        # below the utterance's loudest counts as silence. Relative, so a loud room never trips it.
+        self._tail_gate_db = tail_gate_db
+        self._peak_dbfs = SILENCE_DBFS
         self._start_frames = max(1, speech_start_ms // BUS_FRAME_MS)
         self._end_frames = max(1, hangover_ms // BUS_FRAME_MS)
         self._pre_roll_frames = pre_roll_ms // BUS_FRAME_MS
         self._max_frames = int(max_utterance_s * 1000 / BUS_FRAME_MS)
         # Voice must fill most of a short window to open: one voiced frame in silence is a click.
-        self._window: deque[bool] = deque(maxlen=self._start_frames + self._start_frames // 2)
+        self._window: deque[tuple[bool, float]] = deque(maxlen=self._start_frames + self._start_frames // 2)
         self.first_index: int | None = None
         self._silent_run = 0
 
@@ -51,14 +63,20 @@ class Endpointer:
     def push(self, index: int, frame: bytes) -> Event | None:
         """Feed frame `index` (20 ms of bus PCM); returns an event when an utterance opens or closes."""
         voiced = self._vad.is_speech(frame, BUS_SAMPLE_RATE_HZ)
+        level = level_dbfs(frame) if self._tail_gate_db else SILENCE_DBFS
         if self.first_index is None:
-            self._window.append(voiced)
-            if sum(self._window) >= self._start_frames:
+            self._window.append((voiced, level))
+            if sum(v for v, _ in self._window) >= self._start_frames:
+                self._peak_dbfs = max(lv for v, lv in self._window if v)
                 self._window.clear()
                 self._silent_run = 0
                 self.first_index = max(0, index - self._start_frames - self._pre_roll_frames + 1)
                 return UtteranceStarted(self.first_index)
             return None
+        if self._tail_gate_db and level < self._peak_dbfs - self._tail_gate_db:
+            voiced = False
+        elif voiced:
+            self._peak_dbfs = max(self._peak_dbfs, level)
         self._silent_run = 0 if voiced else self._silent_run + 1
         if self._silent_run >= self._end_frames:
             return self.close(index, "silence")
@@ -77,5 +95,6 @@ class Endpointer:
     def open(self, index: int) -> UtteranceStarted:
         """Start an utterance at frame `index` whatever the voice (push-to-talk press)."""
         self.first_index = max(0, index - self._pre_roll_frames)
+        self._peak_dbfs = SILENCE_DBFS
         self._silent_run = 0
         return UtteranceStarted(self.first_index)

@@ -58,7 +58,7 @@ def test_pocketsphinx_streamed_as_the_node_hears_it_stays_close():
 
 def _playlist_settings(environ: dict[str, str], files: list[Path], **extra: str):
     playlist = json.dumps([str(f) for f in files])
-    values = {"LIKENESS_MIC__INPUT": "wav", "LIKENESS_MIC__WAV_FILES": playlist, "LIKENESS_MIC__WAV_SPEED": "10",
+    values = {"LIKENESS_MIC__INPUT": "wav", "LIKENESS_MIC__WAV_FILES": playlist, "LIKENESS_MIC__WAV_SPEED": "5",
               "LIKENESS_ASR__MODELS_DIR": str(Path(environ["LIKENESS_BUS__KEYS_DIR"]).parent / "models")}  # fmt: skip
     values.update(extra)
     return {**environ, **values}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,21 @@ async def test_no_sound_card_is_an_error_in_health_not_a_crash(environ):
         assert not task.done()
         await _stop(task)
     assert "input device" in first.payload.error or "PortAudio" in first.payload.error
+
+
+def test_an_utterance_closes_one_hang_over_after_the_last_word():
+    """A fading last syllable must not hold the utterance open: the visitor waits for an answer."""
+    settings = settings_from({})
+    mic = settings.mic
+    questions = Path(__file__).parents[2] / "content" / "demo" / "questions"
+    late = []
+    for line in (questions / "questions.jsonl").read_text().splitlines():
+        question = json.loads(line)
+        endpointer = Endpointer(aggressiveness=mic.vad_aggressiveness, speech_start_ms=mic.speech_start_ms,
+                                hangover_ms=mic.hangover_ms, pre_roll_ms=mic.pre_roll_ms,
+                                max_utterance_s=mic.max_utterance_s, tail_gate_db=mic.tail_gate_db)  # fmt: skip
+        pcm = to_bus_pcm(read_audio(questions / question["file"]))
+        ends = [i for i, f in enumerate(bus_frames(pcm)) if isinstance(endpointer.push(i, f), UtteranceEnded)]
+        assert len(ends) == 1, question["text"]
+        late.append((ends[0] + 1) * 0.02 - question["speech_end_s"])
+    assert max(late) <= mic.hangover_ms / 1000 + 0.06
