@@ -32,3 +32,26 @@ def test_the_quick_bus_benchmark_prints_its_figures_as_json():
     for key in TARGETS:
         assert isinstance(summary[key], bool), key
     assert summary["rounds"] == 1
+
+
+ASR_POSITIVE = (
+    "rtf_pocketsphinx", "rtf_pocketsphinx_wall", "rtf_vosk", "load_s_pocketsphinx", "load_s_vosk",
+    "endpoint_p50_ms", "endpoint_p95_ms", "vad_p50_ms", "recognition_p50_ms", "utterances",
+)  # fmt: skip
+ASR_TARGETS = ("rtf_target_met", "endpoint_p50_target_met", "endpoint_p95_target_met")
+
+
+@pytest.mark.timeout(120)
+def test_the_quick_asr_benchmark_prints_its_figures_as_json():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/asr.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=100
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert isinstance(summary, dict)
+    for key in ASR_POSITIVE:
+        assert summary[key] > 0, key
+    assert summary["wer_pocketsphinx_librivox"] >= 0
+    for key in ASR_TARGETS:
+        assert isinstance(summary[key], bool), key
+    assert summary["questions"] == 4 and summary["librivox_clips"] == 1

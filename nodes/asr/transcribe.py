@@ -17,7 +17,6 @@ from .engines import load_engine
 def transcribe(files: list[str], settings: AsrSettings, *, engine: str | None = None, as_json: bool = False) -> int:
     """One line per file, in order: its text (or a JSON object). Exit code 1 if a file failed."""
     chosen = load_engine(engine or settings.engine, resolve_vosk_model(settings))
-    recognizer = chosen.recognizer()
     failed = False
     for name in files:
         try:
@@ -28,7 +27,9 @@ def transcribe(files: list[str], settings: AsrSettings, *, engine: str | None = 
             failed = True
             continue
         started = time.perf_counter()
-        transcript = recognizer.transcribe(to_bus_pcm(audio))
+        # A fresh recognizer per file: what came before (PocketSphinx's running cepstral means)
+        # must not change what a file gives, whatever order the technician lists them in.
+        transcript = chosen.recognizer().transcribe(to_bus_pcm(audio))
         if as_json:
             seconds = time.perf_counter() - started
             print(json.dumps({
