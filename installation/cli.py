@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     asr.add_argument("--engine", choices=["auto", "vosk", "pocketsphinx"], help="default: asr.engine")
     asr.add_argument("--json", action="store_true", help="one JSON object per file, with words and timings")
     command("devices", _devices, "the sound devices that can record (for mic.device)")
+    persona = command("persona", _persona, "import, ask and evaluate a persona pack")
+    persona.add_argument("action", choices=["ask", "eval", "import"])
+    persona.add_argument("items", nargs="*", metavar="ARG",
+                         help="ask: the question (none: one per line on stdin); eval: QUESTIONS.jsonl; "
+                              "import: transcripts (Q:/A: .txt), .srt, .vtt or .jsonl files")  # fmt: skip
+    persona.add_argument("--persona", type=Path, help="the pack (default: bot.persona)")
+    persona.add_argument("--to", type=Path, help="import: the pack to make or add to")
     return parser
 
 
@@ -246,6 +253,30 @@ def _asr(args: argparse.Namespace, rest: list[str]) -> None:
     except FileNotFoundError as error:
         _fail(f"asr: {error}")
     raise SystemExit(code)
+
+
+def _persona(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = _settings(args, "persona")
+    from nodes.bot import tools  # the CLI runs nodes' code like `likeness node` does
+    from nodes.bot.persona import PackError
+
+    pack = args.persona or settings.bot.persona
+    try:
+        if args.action == "import":
+            if not args.to or not args.items:
+                _fail("persona import: give the source files and --to DIR", 2)
+            done = tools.import_sources([Path(item) for item in args.items], args.to)
+            print(f"added {done.added} entries to {done.pack} ({done.skipped} already there)")
+        elif args.action == "ask":
+            if len(args.items) > 1:
+                _fail("persona ask: one question (quote it), or none to read questions from stdin", 2)
+            tools.ask(pack, settings.bot, args.items[0] if args.items else None)
+        else:
+            if len(args.items) != 1:
+                _fail("persona eval: give one QUESTIONS.jsonl", 2)
+            print(tools.evaluate(pack, settings.bot, Path(args.items[0])).report())
+    except (PackError, ValueError, OSError) as error:
+        _fail(f"persona {args.action}: {error}")
 
 
 def _devices(args: argparse.Namespace, rest: list[str]) -> None:

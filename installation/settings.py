@@ -111,6 +111,19 @@ class AsrSettings(Section):
     """After the persona stops speaking, audio this long is not transcribed (room echo)."""
 
 
+class BotSettings(Section):
+    """The persona and how sure it must be to answer."""
+
+    persona: Path
+    """A persona pack: a folder with persona.toml and corpus.jsonl (relative to the checkout)."""
+    threshold: float = Field(ge=0, le=1)
+    """Below this match score the persona says a fallback line rather than a wrong answer."""
+    hold_ms: int = Field(ge=0, le=60000)
+    """An answer waits this long as bot.draft for the operator's veto or replacement (0: at once)."""
+    blocklist: Path
+    """Words and phrases never answered, shown or spoken; re-read when edited."""
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"]
     format: Literal["auto", "json", "text"]
@@ -131,6 +144,7 @@ class Settings(BaseSettings):
     bus: BusSettings
     mic: MicSettings
     asr: AsrSettings
+    bot: BotSettings
     supervisor: SupervisorSettings
     log: LogSettings
     nodes: NodesSettings

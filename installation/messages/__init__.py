@@ -2,7 +2,7 @@
 
 from .audio import BUS_FRAME_BYTES, BUS_FRAME_MS, BUS_SAMPLE_RATE_HZ, AudioChunk, AudioFrame
 from .base import Payload
-from .bot import Ask, BotReply
+from .bot import Ask, BotDraft, BotOverride, BotReply
 from .show import COMMANDS, ShowCommand, ShowState
 from .speech import AsrFinal, AsrPartial, PushToTalk, SpeechEnded, SpeechStarted, WordTiming
 from .system import BusCounters, BusEcho, BusHello, Health, Log, NodeStatus, Shutdown
@@ -21,7 +21,7 @@ from .wire import (
 __all__ = [
     "BUS_FRAME_BYTES", "BUS_FRAME_MS", "BUS_SAMPLE_RATE_HZ", "COMMANDS", "NAME_PATTERN",
     "PAYLOAD_ADAPTER", "PAYLOAD_TYPES", "WIRE_VERSION",
-    "Ask", "AsrFinal", "AsrPartial", "AudioChunk", "AudioFrame", "BotReply", "BusCounters",
+    "Ask", "AsrFinal", "AsrPartial", "AudioChunk", "AudioFrame", "BotDraft", "BotOverride", "BotReply", "BusCounters",
     "BusEcho", "BusHello", "Health", "InvalidMessage", "Log", "Message", "NodeStatus",
     "Payload", "PushToTalk", "Shutdown", "ShowCommand", "ShowState", "SpeechEnded", "SpeechStarted",
     "TtsAudio", "TtsEnd", "TtsMarks", "TtsStart", "WordMark", "WordTiming",

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .audio import AudioFrame
 from .base import NAME_PATTERN, Payload
-from .bot import Ask, BotReply
+from .bot import Ask, BotDraft, BotOverride, BotReply
 from .show import ShowCommand, ShowState
 from .speech import AsrFinal, AsrPartial, PushToTalk, SpeechEnded, SpeechStarted
 from .system import BusEcho, BusHello, Health, Log, Shutdown
@@ -25,7 +25,7 @@ SID_PATTERN = r"^[0-9a-f]{8,32}$"
 _TURN_ID = re.compile(TURN_ID_PATTERN)
 
 PAYLOAD_TYPES: tuple[type[Payload], ...] = (
-    AudioFrame, SpeechStarted, SpeechEnded, PushToTalk, AsrPartial, AsrFinal, Ask, BotReply,
+    AudioFrame, SpeechStarted, SpeechEnded, PushToTalk, AsrPartial, AsrFinal, Ask, BotReply, BotDraft, BotOverride,
     TtsStart, TtsAudio, TtsMarks, TtsEnd, ShowState, ShowCommand,
     Health, Log, BusHello, BusEcho, Shutdown,
 )  # fmt: skip

@@ -13,6 +13,8 @@ from installation.messages import (
     AsrFinal,
     AsrPartial,
     AudioFrame,
+    BotDraft,
+    BotOverride,
     BotReply,
     BusCounters,
     BusEcho,
@@ -59,6 +61,8 @@ EXAMPLES: dict[type[Payload], Payload] = {
     BotReply: BotReply(
         text="In a small town.", persona="demo", corpus_ids=("q-12", "s-3"), confidence=0.75, fallback=True
     ),
+    BotDraft: BotDraft(text="Let us talk about the film.", persona="demo", confidence=1.0, moderated="abuse"),
+    BotOverride: BotOverride(action="replace", text="A better answer."),
     TtsStart: TtsStart(text="In a small town.", voice="en-gb", sample_rate_hz=22050),
     TtsAudio: TtsAudio(sample_rate_hz=22050, channels=2, index=3),
     TtsMarks: TtsMarks(

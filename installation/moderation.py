@@ -1,0 +1,91 @@
+"""What must never be shown or spoken: abuse, attempts to put words in the persona's mouth,
+and questions about a visitor's private data. Shared by the bot (which deflects) and the
+screen (which masks a question's offending words while it is still being recognised)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Literal
+
+_LOGGER = logging.getLogger(__name__)
+Category = Literal["abuse", "injection", "private"]
+
+# Spoken requests to make the persona say, pretend or drop its script.
+_INJECTION = re.compile(
+    r"\b(repeat after me|say (that|this|the words?|after)|say ['\"]|ignore (all |your |the |previous |prior )*"
+    r"(instructions|rules|script|programming)|forget (your|all|the) (rules|instructions|script)|"
+    r"pretend (to be|you are|you're)|you are now|from now on you|act as|role ?play|announce that|"
+    r"tell (everyone|them|the audience|the crowd) (that|you)|admit (that|you)|confess|system prompt|"
+    r"developer mode|jailbreak|(say|shout|scream|sing|read out) .{0,40}\b(loud|now|to everyone))"
+)
+# A visitor's or a bystander's private data: never guessed at, never repeated.
+_PRIVATE = re.compile(
+    r"\b((my|his|her|their|your creator's|the) (home )?(address|phone( number)?|number|password|pin|"
+    r"bank|credit card|card number|social security|passport|email|e-mail|date of birth|birthday|"
+    r"salary|location|medical|health records?)|where (do|does) (i|he|she|they|my \w+) live|"
+    r"who (is|am) (i|the (man|woman|person|guy|girl) (next to|behind|beside|near) me)|"
+    r"(what is|what's|tell me|do you know) (my|his|her) (name|age|face)|track (me|him|her)|"
+    r"(next to|behind|beside) me\b.*\b(name|live|number|address))"
+)
+_WORD = re.compile(r"[a-z0-9']+")
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "*": ""})
+
+
+class Moderator:
+    """Checks a question; the blocklist file is re-read when the operator edits it."""
+
+    def __init__(self, blocklist: Path) -> None:
+        self._path = blocklist
+        self._stamp: tuple[int, int] | None = None
+        self._words: frozenset[str] = frozenset()
+        self._phrases: tuple[str, ...] = ()
+
+    def check(self, text: str) -> Category | None:
+        normal = _normal(text)
+        if self._blocked(normal):
+            return "abuse"
+        if _INJECTION.search(normal):
+            return "injection"
+        if _PRIVATE.search(normal):
+            return "private"
+        return None
+
+    def mask(self, text: str, mask: str = "•••") -> str:
+        """`text` with every blocklisted word replaced: safe for captions."""
+        self._reload()
+
+        def hide(word: re.Match[str]) -> str:
+            return mask if _normal(word.group()).strip() in self._words else word.group()
+
+        return re.sub(r"[A-Za-z0-9@$*']+", hide, text)
+
+    def _blocked(self, normal: str) -> bool:
+        self._reload()
+        words = set(_WORD.findall(normal))
+        return bool(words & self._words) or any(phrase in normal for phrase in self._phrases)
+
+    def _reload(self) -> None:
+        try:
+            stat = self._path.stat()
+        except OSError:
+            if self._stamp is not None:
+                _LOGGER.warning("moderation: blocklist %s is gone; only the built-in rules apply", self._path)
+            self._stamp, self._words, self._phrases = None, frozenset(), ()
+            return
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._stamp:
+            return
+        lines = self._path.read_text(encoding="utf-8").splitlines()
+        entries = [_normal(line).strip() for line in lines if not line.lstrip().startswith("#")]
+        entries = [e for e in entries if e]
+        self._words = frozenset(e for e in entries if " " not in e)
+        self._phrases = tuple(f" {e} " for e in entries if " " in e)
+        self._stamp = stamp
+
+
+def _normal(text: str) -> str:
+    """Lower case, leetspeak undone, punctuation to spaces, padded for phrase matching."""
+    lowered = text.lower().translate(_LEET)
+    return " " + " ".join(_WORD.findall(lowered)) + " "

@@ -1,0 +1,93 @@
+"""Ranking the persona's approved lines against a question: lexical (BM25) and semantic (MiniLM).
+
+Spoken questions arrive lower-case, unpunctuated and sometimes misheard, and rarely use the
+interview's words, so keywords alone find the right answer about half the time. Sentence
+embeddings carry the meaning; BM25 adds the rare exact word (a name, a place) they blur.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import bm25s
+import numpy as np
+
+from .persona import Entry, Persona
+
+_LOGGER = logging.getLogger(__name__)
+LEXICAL_WEIGHT = 0.25
+"""Share of the score from BM25 (normalised to the best hit): enough to break near-ties."""
+ANSWER_WEIGHT = 0.85
+"""How much a match with the answer counts against a match with the interview question."""
+
+
+class Encoder(Protocol):
+    name: str
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised sentence embeddings, one row per text."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: Entry
+    score: float
+    semantic: float
+    lexical: float
+
+
+class Retriever:
+    """The corpus indexed once; `rank` scores every entry against a question in a few ms."""
+
+    def __init__(self, persona: Persona, encoder: Encoder) -> None:
+        self.persona = persona
+        self.entries = persona.entries
+        self._encoder = encoder
+        documents = [f"{e.question or ''} {e.text}" for e in self.entries]
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
+        self._questions, self._answers = self._embeddings()
+
+    def _embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Corpus embeddings, computed once and cached next to the corpus."""
+        corpus = self.persona.directory / "corpus.jsonl"
+        digest = hashlib.sha256(corpus.read_bytes() + self._encoder.name.encode()).hexdigest()[:16]
+        cache = corpus.with_name(f".corpus-{digest}.npz")
+        if cache.exists():
+            with np.load(cache) as saved:
+                return saved["questions"], saved["answers"]
+        questions = self._encoder.encode([e.question or e.text for e in self.entries])
+        answers = self._encoder.encode([e.text for e in self.entries])
+        try:
+            for stale in corpus.parent.glob(".corpus-*.npz"):
+                stale.unlink()
+            np.savez(cache, questions=questions, answers=answers)
+        except OSError as error:  # a read-only pack still works, it just encodes at every start
+            _LOGGER.warning("bot: cannot cache embeddings in %s: %s", cache.parent, error)
+        return questions, answers
+
+    def rank(self, question: str, k: int = 5) -> list[Hit]:
+        query = self._encoder.encode([question])[0]
+        semantic = np.maximum(self._questions @ query, ANSWER_WEIGHT * (self._answers @ query))
+        # BM25 boosts what the meaning already supports; alone it would rescue a stray shared word.
+        lexical = self._lexical(question)
+        score = semantic * (1 - LEXICAL_WEIGHT + LEXICAL_WEIGHT * lexical)
+        best = np.argsort(-score)[:k]
+        return [Hit(self.entries[i], float(score[i]), float(semantic[i]), float(lexical[i])) for i in best]
+
+    def _lexical(self, question: str) -> np.ndarray:
+        words = bm25s.tokenize([question], stopwords="en", show_progress=False, return_ids=False)[0]
+        known = [word for word in words if word in self._bm25.vocab_dict]
+        if not known:
+            return np.zeros(len(self.entries), dtype=np.float32)
+        scores = self._bm25.get_scores(known)
+        top = float(scores.max())
+        return scores / top if top > 0 else scores
+
+
+def pack_paths(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob("*/persona.toml"))
