@@ -30,7 +30,7 @@ _LOGGER = logging.getLogger(__name__)
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
-    if args.command != "node" and rest:
+    if args.command not in ("node", "persona") and rest:  # a node parses its own; a question may follow options
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.handler(args, rest)
 
@@ -258,14 +258,18 @@ def _asr(args: argparse.Namespace, rest: list[str]) -> None:
 def _persona(args: argparse.Namespace, rest: list[str]) -> None:
     settings = _settings(args, "persona")
     from nodes.bot import tools  # the CLI runs nodes' code like `likeness node` does
+    from nodes.bot.importer import import_sources
     from nodes.bot.persona import PackError
 
     pack = args.persona or settings.bot.persona
+    if any(word.startswith("-") for word in rest):
+        _fail(f"persona: unrecognized arguments: {' '.join(rest)}", 2)
+    args.items += rest
     try:
         if args.action == "import":
             if not args.to or not args.items:
                 _fail("persona import: give the source files and --to DIR", 2)
-            done = tools.import_sources([Path(item) for item in args.items], args.to)
+            done = import_sources([Path(item) for item in args.items], args.to)
             print(f"added {done.added} entries to {done.pack} ({done.skipped} already there)")
         elif args.action == "ask":
             if len(args.items) > 1:

@@ -19,6 +19,7 @@ import numpy as np
 from .persona import Entry, Persona
 
 _LOGGER = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at debug level
 LEXICAL_WEIGHT = 0.25
 """Share of the score from BM25 (normalised to the best hit): enough to break near-ties."""
 ANSWER_WEIGHT = 0.85
