@@ -12,22 +12,34 @@ from typing import Literal
 _LOGGER = logging.getLogger(__name__)
 Category = Literal["abuse", "injection", "private"]
 
-# Spoken requests to make the persona say, pretend or drop its script.
+# Spoken requests to make the persona say, pretend or drop its script: imperatives that open a
+# question, and the vocabulary of overriding rules.
 _INJECTION = re.compile(
-    r"\b(repeat after me|say (that|this|the words?|after)|say ['\"]|ignore (all |your |the |previous |prior )*"
-    r"(instructions|rules|script|programming)|forget (your|all|the) (rules|instructions|script)|"
-    r"pretend (to be|you are|you're)|you are now|from now on you|act as|role ?play|announce that|"
-    r"tell (everyone|them|the audience|the crowd) (that|you)|admit (that|you)|confess|system prompt|"
-    r"developer mode|jailbreak|(say|shout|scream|sing|read out) .{0,40}\b(loud|now|to everyone))"
+    r"^ (just (this once )?|now |please |ok |okay |so )?(say|sing|shout|scream|whisper|read( out)?|repeat|recite|"
+    r"complete|finish|announce|apologi[sz]e|confess|admit|declare|pretend|act like|act as|imagine you|"
+    r"roleplay|role play|switch off|turn off|disable|override|ignore|forget|tell (the crowd|everyone|us all|"
+    r"them|the audience|the room|\w+)( here| now| all)? (to|that|he|she|they)|"
+    r"answer (the next|this|my) (question )?as if)\b"
+    r"|\b(repeat after me|repeat this|say (that|this|the words|after me|my name)|ignore (all |your |the |previous |"
+    r"prior |any )*(instructions|rules|script|programming|operator|filters?|safety)|(your|the) (hidden |secret |"
+    r"system )?(instructions|prompt|filters|script)|system (override|prompt)|override code|developer mode|"
+    r"jailbreak|no rules|never approved|new instructions?|from now on you|you are now|speak freely)\b"
 )
 # A visitor's or a bystander's private data: never guessed at, never repeated.
 _PRIVATE = re.compile(
-    r"\b((my|his|her|their|your creator's|the) (home )?(address|phone( number)?|number|password|pin|"
-    r"bank|credit card|card number|social security|passport|email|e-mail|date of birth|birthday|"
-    r"salary|location|medical|health records?)|where (do|does) (i|he|she|they|my \w+) live|"
-    r"who (is|am) (i|the (man|woman|person|guy|girl) (next to|behind|beside|near) me)|"
-    r"(what is|what's|tell me|do you know) (my|his|her) (name|age|face)|track (me|him|her)|"
-    r"(next to|behind|beside) me\b.*\b(name|live|number|address))"
+    r"\b((my|his|her|their|the operator's|\w+'s) (private |personal |home |real |work )?(address|phone( number)?|"
+    r"mobile( number)?|number|password|pin|bank|credit card|card number|social security( number)?|passport|"
+    r"email( address)?|e mail|date of birth|birthday|salary|location|medical|health records?)|"
+    r"where (do|does) (i|he|she|they|(?!you)[\w']+(\s[\w']+){0,6}) (live|work|stay)|"
+    r"where (is|are) (my|the|her|his|that) "
+    r"(\w+ ){0,4}(right now|staying|tonight|now)|what street|house number|number plate|licen[cs]e plate|"
+    r"registration number|which school|social security|"
+    r"(how much|what) does (my|his|her|their) \w+ (earn|make)|(real )?name of the (person|guy|man|woman|girl|"
+    r"boy|kid)|who (is|was) (that|the) (man|woman|person|guy|girl|boy|kid)|how old is (the|that|my) |"
+    r"(the last person|person (who talked|before me)|who talked to you before)|my ex\b|"
+    r"(standing )?(next to|behind|beside|near) me\b|by the door|over there|in the (red|green|blue|black|white|"
+    r"yellow) \w+|who (am i|is the (man|woman|person|guy|girl) (next to|behind|beside|near) me)|"
+    r"(what is|what's|tell me|do you know) (my|his|her) (name|age|face)|track (me|him|her))"
 )
 _WORD = re.compile(r"[a-z0-9']+")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "*": ""})

@@ -48,6 +48,9 @@ class PersonaInfo(_Strict):
     voice: Voice = Voice()
     style: Style = Style()
     lines: Lines
+    glossary: dict[str, str] = {}
+    """The film's own names for things, and the plain words a visitor uses instead
+    ("Tessellate" = "your company"): questions are matched in both."""
 
 
 class Entry(_Strict):

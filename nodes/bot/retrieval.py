@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import bm25s
@@ -20,10 +20,10 @@ from .persona import Entry, Persona
 
 _LOGGER = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at debug level
-LEXICAL_WEIGHT = 0.25
+LEXICAL_WEIGHT = 0.15
 """Share of the score from BM25 (normalised to the best hit): enough to break near-ties."""
-ANSWER_WEIGHT = 0.85
-"""How much a match with the answer counts against a match with the interview question."""
+ANSWER_WEIGHT = 0.5
+"""How much a match with the answer counts beside a match with the interview question."""
 
 
 class Encoder(Protocol):
@@ -51,31 +51,35 @@ class Retriever:
         documents = [f"{e.question or ''} {e.text}" for e in self.entries]
         self._bm25 = bm25s.BM25()
         self._bm25.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
-        self._questions, self._answers = self._embeddings()
+        self._questions, self._plain, self._answers = self._embeddings()
 
-    def _embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+    def _embeddings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Corpus embeddings, computed once and cached next to the corpus."""
         corpus = self.persona.directory / "corpus.jsonl"
-        digest = hashlib.sha256(corpus.read_bytes() + self._encoder.name.encode()).hexdigest()[:16]
-        cache = corpus.with_name(f".corpus-{digest}.npz")
+        glossary = self.persona.info.glossary
+        key = corpus.read_bytes() + self._encoder.name.encode() + repr(sorted(glossary.items())).encode()
+        cache = corpus.with_name(f".corpus-{hashlib.sha256(key).hexdigest()[:16]}.npz")
         if cache.exists():
             with np.load(cache) as saved:
-                return saved["questions"], saved["answers"]
-        questions = self._encoder.encode([e.question or e.text for e in self.entries])
+                return saved["questions"], saved["plain"], saved["answers"]
+        questions = [e.question or e.text for e in self.entries]
+        embedded = self._encoder.encode(questions)
+        plain = self._encoder.encode([_plain(q, glossary) for q in questions]) if glossary else embedded
         answers = self._encoder.encode([e.text for e in self.entries])
         try:
             for stale in corpus.parent.glob(".corpus-*.npz"):
                 stale.unlink()
-            np.savez(cache, questions=questions, answers=answers)
+            np.savez(cache, questions=embedded, plain=plain, answers=answers)
         except OSError as error:  # a read-only pack still works, it just encodes at every start
             _LOGGER.warning("bot: cannot cache embeddings in %s: %s", cache.parent, error)
-        return questions, answers
+        return embedded, plain, answers
 
     def rank(self, question: str, k: int = 5) -> list[Hit]:
         query = self._encoder.encode([question])[0]
-        semantic = np.maximum(self._questions @ query, ANSWER_WEIGHT * (self._answers @ query))
-        # BM25 boosts what the meaning already supports; alone it would rescue a stray shared word.
+        asked = np.maximum(self._questions @ query, self._plain @ query)
+        semantic = (asked + ANSWER_WEIGHT * (self._answers @ query)) / (1 + ANSWER_WEIGHT)
         lexical = self._lexical(question)
+        # BM25 boosts what the meaning already supports; alone it would rescue a stray shared word.
         score = semantic * (1 - LEXICAL_WEIGHT + LEXICAL_WEIGHT * lexical)
         best = np.argsort(-score)[:k]
         return [Hit(self.entries[i], float(score[i]), float(semantic[i]), float(lexical[i])) for i in best]
@@ -90,5 +94,7 @@ class Retriever:
         return scores / top if top > 0 else scores
 
 
-def pack_paths(root: Path) -> list[Path]:
-    return sorted(p.parent for p in root.glob("*/persona.toml"))
+def _plain(text: str, glossary: dict[str, str]) -> str:
+    for term, plain in glossary.items():
+        text = re.sub(re.escape(term), plain, text, flags=re.IGNORECASE)
+    return text
