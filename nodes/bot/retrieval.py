@@ -51,7 +51,9 @@ class Retriever:
         documents = [f"{e.question or ''} {e.text}" for e in self.entries]
         self._bm25 = bm25s.BM25()
         self._bm25.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
-        self._questions, self._plain, self._answers = self._embeddings()
+        questions, plain, answers = self._embeddings()
+        # One matrix, one product per question: the three views of every entry side by side.
+        self._views = np.concatenate([questions, plain, answers]).astype(np.float32)
 
     def _embeddings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Corpus embeddings, computed once and cached next to the corpus."""
@@ -64,7 +66,11 @@ class Retriever:
                 return saved["questions"], saved["plain"], saved["answers"]
         questions = [e.question or e.text for e in self.entries]
         embedded = self._encoder.encode(questions)
-        plain = self._encoder.encode([_plain(q, glossary) for q in questions]) if glossary else embedded
+        plain = embedded.copy()
+        reworded = [(i, _plain(q, glossary)) for i, q in enumerate(questions) if _plain(q, glossary) != q]
+        if reworded:  # only the questions the glossary changes are encoded twice
+            rows, texts = zip(*reworded, strict=True)
+            plain[list(rows)] = self._encoder.encode(list(texts))
         answers = self._encoder.encode([e.text for e in self.entries])
         try:
             for stale in corpus.parent.glob(".corpus-*.npz"):
@@ -76,12 +82,14 @@ class Retriever:
 
     def rank(self, question: str, k: int = 5) -> list[Hit]:
         query = self._encoder.encode([question])[0]
-        asked = np.maximum(self._questions @ query, self._plain @ query)
-        semantic = (asked + ANSWER_WEIGHT * (self._answers @ query)) / (1 + ANSWER_WEIGHT)
+        questions, plain, answers = (self._views @ query).reshape(3, len(self.entries))
+        semantic = (np.maximum(questions, plain) + ANSWER_WEIGHT * answers) / (1 + ANSWER_WEIGHT)
         lexical = self._lexical(question)
         # BM25 boosts what the meaning already supports; alone it would rescue a stray shared word.
         score = semantic * (1 - LEXICAL_WEIGHT + LEXICAL_WEIGHT * lexical)
-        best = np.argsort(-score)[:k]
+        k = min(k, len(score))
+        top = np.argpartition(-score, k - 1)[:k]
+        best = top[np.argsort(-score[top])]
         return [Hit(self.entries[i], float(score[i]), float(semantic[i]), float(lexical[i])) for i in best]
 
     def _lexical(self, question: str) -> np.ndarray:
