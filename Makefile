@@ -16,6 +16,7 @@ test: setup
 bench: setup
 	$(VENV)/bin/python benchmarks/bus.py
 	$(VENV)/bin/python benchmarks/asr.py
+	$(VENV)/bin/python benchmarks/bot.py
 
 lint: setup
 	$(VENV)/bin/ruff check installation nodes tests benchmarks

@@ -1,4 +1,4 @@
-"""The bus benchmark runs and reports its figures (it does not judge them: timings on a shared machine are noisy)."""
+"""The benchmarks run and report their figures (they do not judge them: timings on a shared machine are noisy)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,16 @@ def test_the_quick_asr_benchmark_prints_its_figures_as_json():
     for key in ASR_TARGETS:
         assert isinstance(summary[key], bool), key
     assert summary["questions"] == 4 and summary["librivox_clips"] == 1
+
+
+@pytest.mark.timeout(180)
+def test_the_quick_bot_benchmark_prints_its_figures_as_json():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bot.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=160
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("p50_ms", "p95_ms", "build_s", "rss_mb"):
+        assert summary[key] > 0, key
+    assert summary["entries"] == 1000 and summary["questions"] == 50
+    assert isinstance(summary["p50_target_met"], bool)

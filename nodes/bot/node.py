@@ -75,6 +75,9 @@ class BotNode(Node):
         self.deflected += answer.moderated is not None
         if answer.moderated:
             _LOGGER.info("bot: deflected a question from %s (%s)", source, answer.moderated)  # never its words
+        else:
+            _LOGGER.info("bot: answered %s with %s (confidence %.2f)", source,
+                         ", ".join(answer.ids) or "a fallback line", answer.confidence)  # fmt: skip
         hold = self.settings.bot.hold_ms / 1000
         if hold and turn_id:
             self.bus.publish(BotDraft(**self._fields(answer)), turn_id=turn_id)
