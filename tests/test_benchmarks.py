@@ -16,14 +16,20 @@ OTHERS = ("throughput_ratio", "p99_ratio", "load_average_start", "load_average_e
 TARGETS = ("throughput_target_met", "p99_target_met")
 
 
-@pytest.mark.timeout(120)
-def test_the_quick_bus_benchmark_prints_its_figures_as_json():
+def _quick(script: str, timeout: float) -> dict:
+    """Run a benchmark with --quick; its last line, parsed."""
     done = subprocess.run(
-        [sys.executable, "benchmarks/bus.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=100
+        [sys.executable, f"benchmarks/{script}", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert isinstance(summary, dict)
+    return summary
+
+
+@pytest.mark.timeout(120)
+def test_the_quick_bus_benchmark_prints_its_figures_as_json():
+    summary = _quick("bus.py", 100)
     for mode in MODES:
         for key in POSITIVE:
             assert summary[f"{mode}_{key}"] > 0, f"{mode}_{key}"
@@ -43,12 +49,7 @@ ASR_TARGETS = ("rtf_target_met", "endpoint_p50_target_met", "endpoint_p95_target
 
 @pytest.mark.timeout(120)
 def test_the_quick_asr_benchmark_prints_its_figures_as_json():
-    done = subprocess.run(
-        [sys.executable, "benchmarks/asr.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=100
-    )
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert isinstance(summary, dict)
+    summary = _quick("asr.py", 100)
     for key in ASR_POSITIVE:
         assert summary[key] > 0, key
     assert summary["wer_pocketsphinx_librivox"] >= 0
@@ -59,11 +60,7 @@ def test_the_quick_asr_benchmark_prints_its_figures_as_json():
 
 @pytest.mark.timeout(180)
 def test_the_quick_bot_benchmark_prints_its_figures_as_json():
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bot.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=160
-    )
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = _quick("bot.py", 160)
     for key in ("p50_ms", "p95_ms", "build_s", "rss_mb"):
         assert summary[key] > 0, key
     assert summary["entries"] == 1000 and summary["questions"] == 50

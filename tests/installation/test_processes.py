@@ -71,12 +71,17 @@ async def test_the_supervisor_restarts_a_killed_node_with_backoff_and_shows_it(e
         assert status.payload.detail["state.state"] == "running"
 
 
-async def test_the_supervisor_stops_everything_on_sigterm_and_leaves_no_orphan(environ, settings, processes):
+async def _supervised(environ, settings, processes):
+    """`likeness run` with the test node, once it is up: the supervisor and its children's pids."""
     supervisor = processes.start("run", "--nodes", "state", environ=environ)
     async with Probe(settings) as probe:
         await probe.expect(Health, _ready("state"))
         report = await probe.expect(Health, lambda h: h.node == "supervisor" and h.detail.get("state.pid"))
-    children = [report.payload.detail["bus.pid"], report.payload.detail["state.pid"]]
+    return supervisor, [report.payload.detail["bus.pid"], report.payload.detail["state.pid"]]
+
+
+async def test_the_supervisor_stops_everything_on_sigterm_and_leaves_no_orphan(environ, settings, processes):
+    supervisor, children = await _supervised(environ, settings, processes)
     assert all(_alive(pid) for pid in children)
 
     started = time.monotonic()
@@ -87,11 +92,7 @@ async def test_the_supervisor_stops_everything_on_sigterm_and_leaves_no_orphan(e
 
 
 async def test_children_die_with_a_killed_supervisor(environ, settings, processes):
-    supervisor = processes.start("run", "--nodes", "state", environ=environ)
-    async with Probe(settings) as probe:
-        await probe.expect(Health, _ready("state"))
-        report = await probe.expect(Health, lambda h: h.node == "supervisor" and h.detail.get("state.pid"))
-    children = [report.payload.detail["bus.pid"], report.payload.detail["state.pid"]]
+    supervisor, children = await _supervised(environ, settings, processes)
     supervisor.kill()
     supervisor.wait(5)
     assert await _gone(children, timeout=5) == []
