@@ -52,8 +52,11 @@ class Retriever:
         self._bm25 = bm25s.BM25()
         self._bm25.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
         questions, plain, answers = self._embeddings()
-        # One matrix, one product per question: the three views of every entry side by side.
-        self._views = np.concatenate([questions, plain, answers]).astype(np.float32)
+        # One matrix, one product per question: each entry's question and answer side by side,
+        # and apart only the few questions the glossary rewords.
+        self._views = np.concatenate([questions, answers]).astype(np.float32)
+        self._reworded = np.flatnonzero(np.any(plain != questions, axis=1))
+        self._plain = plain[self._reworded].astype(np.float32)
 
     def _embeddings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Corpus embeddings, computed once and cached next to the corpus."""
@@ -82,8 +85,10 @@ class Retriever:
 
     def rank(self, question: str, k: int = 5) -> list[Hit]:
         query = self._encoder.encode([question])[0]
-        questions, plain, answers = (self._views @ query).reshape(3, len(self.entries))
-        semantic = (np.maximum(questions, plain) + ANSWER_WEIGHT * answers) / (1 + ANSWER_WEIGHT)
+        questions, answers = (self._views @ query).reshape(2, len(self.entries))
+        if len(self._reworded):
+            questions[self._reworded] = np.maximum(questions[self._reworded], self._plain @ query)
+        semantic = (questions + ANSWER_WEIGHT * answers) / (1 + ANSWER_WEIGHT)
         lexical = self._lexical(question)
         # BM25 boosts what the meaning already supports; alone it would rescue a stray shared word.
         score = semantic * (1 - LEXICAL_WEIGHT + LEXICAL_WEIGHT * lexical)
