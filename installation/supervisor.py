@@ -43,7 +43,6 @@ class Child:
     crashes_in_a_row: int = 0
     started_at: float = 0.0
     next_start_in_s: float = 0.0
-    last_exit: int | None = None
 
 
 class Supervisor(Node):
@@ -98,7 +97,6 @@ class Supervisor(Node):
     async def _watch(self, child: Child) -> None:
         assert child.process is not None
         code = await child.process.wait()
-        child.last_exit = code
         if self._stopping:
             child.state = "stopped"
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -84,7 +85,7 @@ class Persona:
     def entry(self, entry_id: str) -> Entry:
         return self._by_id[entry_id]
 
-    @property
+    @cached_property  # built on first use, not on every lookup
     def _by_id(self) -> dict[str, Entry]:
         return {entry.id: entry for entry in self.entries}
 
