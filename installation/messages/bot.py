@@ -31,6 +31,11 @@ class BotReply(Payload):
     """Set when the question was deflected: its words must not be shown or spoken."""
     overridden: Literal["veto", "replace"] | None = None
     """Set when the operator vetoed (a fallback line is said instead) or replaced the answer."""
+    part: int = Field(0, ge=0)
+    """A streamed answer comes a sentence at a time: part 0 starts the turn's answer, and
+    later parts (same turn_id) continue it, so speech can start before the answer is whole."""
+    last: bool = True
+    """False while more parts of this answer follow."""
 
 
 class BotDraft(BotReply):
