@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             for entry in grown_corpus(originals, size):
                 out.write(json.dumps(entry) + "\n")
         started = time.perf_counter()
-        responder = build_responder(load_persona(pack), threshold=settings.threshold, blocklist=settings.blocklist)
+        responder = build_responder(load_persona(pack), settings)
         build_s = time.perf_counter() - started
         started = time.perf_counter()
-        build_responder(load_persona(pack), threshold=settings.threshold, blocklist=settings.blocklist)
+        build_responder(load_persona(pack), settings)
         cached_s = time.perf_counter() - started
 
         latencies = []

@@ -122,6 +122,8 @@ class BotSettings(Section):
     """An answer waits this long as bot.draft for the operator's veto or replacement (0: at once)."""
     blocklist: Path
     """Words and phrases never answered, shown or spoken; re-read when edited."""
+    off_topic: Path
+    """Generic questions (the weather, the last bus) the persona answers with a fallback line."""
 
 
 class LogSettings(Section):

@@ -10,19 +10,21 @@ from installation.messages import Ask, AsrFinal, BotDraft, BotOverride, BotReply
 from installation.messages.system import Detail
 from installation.moderation import Moderator
 from installation.node import Node
+from installation.settings import BotSettings
 
 from .persona import Persona, load_persona
 from .responder import Answer, Conversation, Responder
-from .retrieval import Retriever
+from .retrieval import Retriever, read_off_topic
 
 _LOGGER = logging.getLogger(__name__)
 
 
-def build_responder(persona: Persona, *, threshold: float, blocklist) -> Responder:
+def build_responder(persona: Persona, settings: BotSettings) -> Responder:
     """The persona's responder, with the sentence encoder loaded and the corpus indexed."""
     from .embedding import SentenceEncoder  # a few seconds to load: only where answers are made
 
-    return Responder(persona, Retriever(persona, SentenceEncoder()), Moderator(blocklist), threshold=threshold)
+    retriever = Retriever(persona, SentenceEncoder(), off_topic=read_off_topic(settings.off_topic))
+    return Responder(persona, retriever, Moderator(settings.blocklist), threshold=settings.threshold)
 
 
 @dataclass
@@ -41,9 +43,7 @@ class BotNode(Node):
     async def start(self) -> None:
         bot = self.settings.bot
         self.persona = await asyncio.to_thread(load_persona, bot.persona)
-        self.responder = await asyncio.to_thread(
-            build_responder, self.persona, threshold=bot.threshold, blocklist=bot.blocklist
-        )
+        self.responder = await asyncio.to_thread(build_responder, self.persona, bot)
         self.conversations: dict[str, Conversation] = {}
         self.held: dict[str, _Held] = {}
         self.answered = self.fallbacks = self.deflected = 0

@@ -37,7 +37,8 @@ class Conversation:
 
 
 class Responder:
-    """Deterministic retrieval over the approved corpus; below `threshold`, a fallback line."""
+    """Deterministic retrieval over the approved corpus; a fallback line below `threshold`, or
+    when the question is more like a generic off-topic one than like the best approved answer."""
 
     def __init__(self, persona: Persona, retriever: Retriever, moderator: Moderator, *, threshold: float) -> None:
         self.persona = persona
@@ -51,8 +52,13 @@ class Responder:
         if category is not None:
             return Answer(self._line(self.persona.info.lines.deflection), (), 1.0, moderated=category)
         follow_up = bool(_FOLLOW_UP.match(question.lower())) and bool(conversation.given)
-        hits = self._follow_up_hits(conversation) if follow_up else self.retriever.rank(question)
+        if follow_up:
+            hits, off_topic = self._follow_up_hits(conversation), 0.0
+        else:
+            hits, off_topic = self.retriever.search(question)
         chosen = self._first_new(hits, set(conversation.given) if follow_up else set(conversation.given[-1:]))
+        if chosen is not None and off_topic > chosen.score:  # "when's the last bus": not hers to answer
+            chosen = None
         if chosen is None:
             confidence = hits[0].score if hits else 0.0
             return Answer(self._line(self.persona.info.lines.fallback), (), round(confidence, 3), fallback=True)

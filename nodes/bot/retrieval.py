@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import bm25s
@@ -24,6 +26,9 @@ LEXICAL_WEIGHT = 0.15
 """Share of the score from BM25 (normalised to the best hit): enough to break near-ties."""
 ANSWER_WEIGHT = 0.5
 """How much a match with the answer counts beside a match with the interview question."""
+OFF_TOPIC_OVERLAP = 0.5
+"""An off-topic example this close to one of the persona's own questions is not used for that
+persona: "what's a good recipe" is off topic for a physicist, not for a chef."""
 
 
 class Encoder(Protocol):
@@ -44,29 +49,33 @@ class Hit:
 class Retriever:
     """The corpus indexed once; `rank` scores every entry against a question in a few ms."""
 
-    def __init__(self, persona: Persona, encoder: Encoder) -> None:
+    def __init__(self, persona: Persona, encoder: Encoder, off_topic: Sequence[str] = ()) -> None:
         self.persona = persona
         self.entries = persona.entries
         self._encoder = encoder
+        self._off_topic_texts = tuple(off_topic)
         documents = [f"{e.question or ''} {e.text}" for e in self.entries]
         self._bm25 = bm25s.BM25()
         self._bm25.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
-        questions, plain, answers = self._embeddings()
+        questions, plain, answers, off_topic_vectors = self._embeddings()
         # One matrix, one product per question: each entry's question and answer side by side,
         # and apart only the few questions the glossary rewords.
         self._views = np.concatenate([questions, answers]).astype(np.float32)
         self._reworded = np.flatnonzero(np.any(plain != questions, axis=1))
         self._plain = plain[self._reworded].astype(np.float32)
+        overlap = off_topic_vectors @ questions.T if len(off_topic_vectors) else np.zeros((0, 1))
+        self._off_topic = off_topic_vectors[overlap.max(axis=1, initial=0) < OFF_TOPIC_OVERLAP].astype(np.float32)
 
-    def _embeddings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Corpus embeddings, computed once and cached next to the corpus."""
+    def _embeddings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Corpus (and off-topic example) embeddings, computed once and cached next to the corpus."""
         corpus = self.persona.directory / "corpus.jsonl"
         glossary = self.persona.info.glossary
-        key = corpus.read_bytes() + self._encoder.name.encode() + repr(sorted(glossary.items())).encode()
+        key = b"\0".join([corpus.read_bytes(), self._encoder.name.encode(), repr(sorted(glossary.items())).encode(),
+                          "\n".join(self._off_topic_texts).encode()])  # fmt: skip
         cache = corpus.with_name(f".corpus-{hashlib.sha256(key).hexdigest()[:16]}.npz")
         if cache.exists():
             with np.load(cache) as saved:
-                return saved["questions"], saved["plain"], saved["answers"]
+                return saved["questions"], saved["plain"], saved["answers"], saved["off_topic"]
         questions = [e.question or e.text for e in self.entries]
         embedded = self._encoder.encode(questions)
         plain = embedded.copy()
@@ -75,16 +84,23 @@ class Retriever:
             rows, texts = zip(*reworded, strict=True)
             plain[list(rows)] = self._encoder.encode(list(texts))
         answers = self._encoder.encode([e.text for e in self.entries])
+        off_topic = (self._encoder.encode(list(self._off_topic_texts)) if self._off_topic_texts
+                     else np.zeros((0, embedded.shape[1]), dtype=np.float32))  # fmt: skip
         try:
             for stale in corpus.parent.glob(".corpus-*.npz"):
                 stale.unlink()
-            np.savez(cache, questions=embedded, plain=plain, answers=answers)
+            np.savez(cache, questions=embedded, plain=plain, answers=answers, off_topic=off_topic)
         except OSError as error:  # a read-only pack still works, it just encodes at every start
             _LOGGER.warning("bot: cannot cache embeddings in %s: %s", cache.parent, error)
-        return embedded, plain, answers
+        return embedded, plain, answers, off_topic
 
     def rank(self, question: str, k: int = 5) -> list[Hit]:
+        return self.search(question, k)[0]
+
+    def search(self, question: str, k: int = 5) -> tuple[list[Hit], float]:
+        """The best `k` entries, and how close the question comes to a generic off-topic one."""
         query = self._encoder.encode([question])[0]
+        off_topic = float((self._off_topic @ query).max(initial=0.0))
         questions, answers = (self._views @ query).reshape(2, len(self.entries))
         if len(self._reworded):
             questions[self._reworded] = np.maximum(questions[self._reworded], self._plain @ query)
@@ -95,7 +111,7 @@ class Retriever:
         k = min(k, len(score))
         top = np.argpartition(-score, k - 1)[:k]
         best = top[np.argsort(-score[top])]
-        return [Hit(self.entries[i], float(score[i]), float(semantic[i]), float(lexical[i])) for i in best]
+        return [Hit(self.entries[i], float(score[i]), float(semantic[i]), float(lexical[i])) for i in best], off_topic
 
     def _lexical(self, question: str) -> np.ndarray:
         words = bm25s.tokenize([question], stopwords="en", show_progress=False, return_ids=False)[0]
@@ -105,6 +121,16 @@ class Retriever:
         scores = self._bm25.get_scores(known)
         top = float(scores.max())
         return scores / top if top > 0 else scores
+
+
+def read_off_topic(path: Path) -> list[str]:
+    """The generic off-topic questions in `path`, one a line (# starts a comment); none if it is missing."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        _LOGGER.warning("bot: no off-topic examples (%s); only the threshold keeps off-topic answers out", error)
+        return []
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _plain(text: str, glossary: dict[str, str]) -> str:

@@ -15,7 +15,7 @@ from .responder import Conversation, Responder
 
 
 def _responder(persona_dir: Path, settings: BotSettings) -> Responder:
-    return build_responder(load_persona(persona_dir), threshold=settings.threshold, blocklist=settings.blocklist)
+    return build_responder(load_persona(persona_dir), settings)
 
 
 def ask(persona_dir: Path, settings: BotSettings, question: str | None) -> None:

@@ -29,10 +29,9 @@ def bot_settings():
 
 @pytest.fixture(scope="module")
 def responder(bot_settings):
-    return build_responder(load_persona(DEMO), threshold=bot_settings.threshold, blocklist=bot_settings.blocklist)
+    return build_responder(load_persona(DEMO), bot_settings)
 
 
-@pytest.mark.xfail(strict=True, reason="open in issue 4: 82.1% top-1 of the 85% asked")
 @pytest.mark.timeout(300)
 def test_the_demo_persona_answers_its_development_set(bot_settings):
     score = evaluate(DEMO, bot_settings, DEMO / "dev.jsonl")
