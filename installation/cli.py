@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -20,6 +21,9 @@ from . import audio, curve, models, operator_tools
 from .broker import Broker
 from .bus import BusTimeout
 from .logs import setup_logging
+from .messages import COMMANDS
+from .moderation import Moderator
+from .moderation.review import review
 from .node import _serve, settings_or_exit
 from .settings import ConfigError, Settings, load_settings
 from .supervisor import Supervisor
@@ -82,13 +86,22 @@ def _parser() -> argparse.ArgumentParser:
     asr.add_argument("--engine", choices=["auto", "vosk", "pocketsphinx"], help="default: asr.engine")
     asr.add_argument("--json", action="store_true", help="one JSON object per file, with words and timings")
     command("devices", _devices, "the sound devices that can record (for mic.device)")
-    persona = command("persona", _persona, "import, ask and evaluate a persona pack")
-    persona.add_argument("action", choices=["ask", "eval", "import"])
+    persona = command("persona", _persona, "import, ask and evaluate a persona pack; check questions' moderation")
+    persona.add_argument("action", choices=["ask", "eval", "import", "moderate"])
     persona.add_argument("items", nargs="*", metavar="ARG",
                          help="ask: the question (none: one per line on stdin); eval: QUESTIONS.jsonl; "
-                              "import: transcripts (Q:/A: .txt), .srt, .vtt or .jsonl files")  # fmt: skip
+                              "import: transcripts (Q:/A: .txt), .srt, .vtt or .jsonl files; "
+                              "moderate: a file of questions, one a line or JSON lines")  # fmt: skip
     persona.add_argument("--persona", type=Path, help="the pack (default: bot.persona)")
     persona.add_argument("--to", type=Path, help="import: the pack to make or add to")
+    show = command("show", _show, "send the show a command and print its answer (accepted, or refused: why)")
+    show.add_argument("action", choices=COMMANDS, metavar="|".join(COMMANDS))
+    show.add_argument("--operator", default="", help="who gives the command, for the log")
+    show.add_argument("--wait", type=float, default=3.0, help="seconds to wait for the show's answer")
+    archive = command("archive", _archive, "export the archive of every turn (show.data_dir), for the film makers")
+    archive.add_argument("action", choices=["export"])
+    archive.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    archive.add_argument("--out", type=Path, help="write here (default: standard output)")
     return parser
 
 
@@ -192,14 +205,24 @@ def _config(args: argparse.Namespace, rest: list[str]) -> None:
         loaded = load_settings(args.config)
     except ConfigError as error:
         _fail(f"settings error: {error}", 2)
-    values = loaded.settings.model_dump(mode="json")
     width = max(len(key) for key in loaded.origins) + 3
-    for section, fields in values.items():
-        print(f"[{section}]")
-        for key, value in fields.items():
-            origin = loaded.origins.get(f"{section}.{key}", "default")
-            print(f"{key} = {_toml_value(value)}".ljust(width + 30) + f"  # {origin}")
-        print()
+    for section, fields in loaded.settings.model_dump(mode="json").items():
+        _print_table(section, fields, loaded.origins, width)
+
+
+def _print_table(name: str, fields: dict, origins: dict[str, str], width: int) -> None:
+    """One [section] with each value's origin, then its sub-sections ([bot.generative])."""
+    print(f"[{name}]")
+    tables = []
+    for key, value in fields.items():
+        dotted = f"{name}.{key}"
+        if isinstance(value, dict) and any(known.startswith(dotted + ".") for known in origins):
+            tables.append((dotted, value))
+            continue
+        print(f"{key} = {_toml_value(value)}".ljust(width + 30) + f"  # {origins.get(dotted, 'default')}")
+    print()
+    for dotted, value in tables:
+        _print_table(dotted, value, origins, width)
 
 
 def _toml_value(value: object) -> str:
@@ -271,6 +294,12 @@ def _persona(args: argparse.Namespace, rest: list[str]) -> None:
                 _fail("persona import: give the source files and --to DIR", 2)
             done = import_sources([Path(item) for item in args.items], args.to)
             print(f"added {done.added} entries to {done.pack} ({done.skipped} already there)")
+        elif args.action == "moderate":
+            if len(args.items) != 1:
+                _fail('persona moderate: give one file of questions (.txt, or .jsonl with "category" labels)', 2)
+            checked = review(Moderator(settings.bot.blocklist), Path(args.items[0]))
+            print(checked.report())
+            raise SystemExit(1 if checked.disagreements else 0)  # a labelled question the rules get wrong
         elif args.action == "ask":
             if len(args.items) > 1:
                 _fail("persona ask: one question (quote it), or none to read questions from stdin", 2)
@@ -281,6 +310,32 @@ def _persona(args: argparse.Namespace, rest: list[str]) -> None:
             print(tools.evaluate(pack, settings.bot, Path(args.items[0])).report())
     except (PackError, ValueError, OSError) as error:
         _fail(f"persona {args.action}: {error}")
+
+
+def _show(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = _settings(args, "cli")
+    from nodes.show import tools  # the CLI runs nodes' code like `likeness node` does
+
+    try:
+        ack = asyncio.run(tools.command(settings, args.action, operator=args.operator, wait_s=args.wait))
+    except BusTimeout as error:
+        _fail(f"show: {error}", 2)
+    if ack is None:
+        _fail(f"show: no show node answered within {args.wait:g} s (is it running? see likeness status)", 2)
+    print("accepted" if ack.accepted else f"refused: {ack.reason}")
+    raise SystemExit(0 if ack.accepted else 1)
+
+
+def _archive(args: argparse.Namespace, rest: list[str]) -> None:
+    settings = settings_or_exit(args.config)  # no logging set-up: the export may go to stdout
+    from nodes.show import tools
+
+    try:
+        count = tools.export_archive(settings, args.format, args.out)
+    except (OSError, sqlite3.Error) as error:
+        _fail(f"archive export: {error}")
+    if args.out is not None:
+        print(f"wrote {count} turns to {args.out}", file=sys.stderr)
 
 
 def _devices(args: argparse.Namespace, rest: list[str]) -> None:

@@ -60,11 +60,15 @@ class Node:
     # -- lifecycle --------------------------------------------------------------------
 
     def publish_health(self) -> None:
+        try:
+            detail = self.health_detail()
+        except Exception as error:  # a bug in the figures must not stop the heartbeat for good
+            detail = {"detail_error": f"{type(error).__name__}: {error}"[:300]}
         self.bus.publish(
             Health(
                 node=self.name, status=self.status, pid=os.getpid(), host=socket.gethostname(),
                 uptime_s=time.monotonic() - self._started, bus=self.bus.counters.snapshot(),
-                detail=self.health_detail(), error=self.error,
+                detail=detail, error=self.error,
             )
         )  # fmt: skip
 

@@ -6,11 +6,12 @@ the renderer its disclosure); the corpus belongs to the bot alone.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .tomlfile import read_toml
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,79}$"
 
@@ -40,6 +41,11 @@ class Lines(Strict):
     opening: tuple[str, ...] = Field(min_length=1)
     fallback: tuple[str, ...] = Field(min_length=1)
     deflection: tuple[str, ...] = Field(min_length=1)
+    thanks: tuple[str, ...] = Field(
+        ("Thank you for your questions. The microphone is free for whoever would like to ask me something.",),
+        min_length=1,
+    )
+    """Said when a visitor has gone quiet, before the floor opens to the next one."""
 
 
 class PersonaInfo(Strict):
@@ -64,13 +70,7 @@ def load_persona_info(path: Path) -> PersonaInfo:
     """persona.toml at `path` (or in the pack directory `path`), or PackError."""
     if path.is_dir():
         path = path / "persona.toml"
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise PackError(f"{path}: no such file (a persona pack needs persona.toml)") from None
-    except tomllib.TOMLDecodeError as error:
-        raise PackError(f"{path}: not valid TOML: {error}") from None
+    data = read_toml(path, PackError, missing="no such file (a persona pack needs persona.toml)")
     try:
         return PersonaInfo.model_validate(data)
     except ValidationError as error:

@@ -7,17 +7,18 @@ name the file or the variable, and a technician knows which line to change.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
 from .messages import NAME_PATTERN
+from .tomlfile import read_toml
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 ENV_PREFIX = "LIKENESS_"
@@ -111,6 +112,38 @@ class AsrSettings(Section):
     """After the persona stops speaking, audio this long is not transcribed (room echo)."""
 
 
+class GenerativeSettings(Section):
+    """An optional language model that rewords the approved lines retrieval found, streamed."""
+
+    enabled: bool
+    """Off: every answer is an approved line as written."""
+    backend: Literal["openai", "llama_cpp"]
+    """openai: any OpenAI-compatible server at base_url (llama-server, Ollama, vLLM);
+    llama_cpp: the GGUF model at gguf_path, in the bot's own process (the `llm` extra)."""
+    base_url: str
+    """The server's API root, e.g. http://127.0.0.1:11434/v1 for Ollama (openai backend)."""
+    model: str
+    """The model's name as the server knows it (openai backend)."""
+    api_key_env: str = Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    """The NAME of an environment variable holding the server's API key (empty: no key).
+    Keys never live in settings files."""
+    timeout_s: float = Field(gt=0, le=60)
+    """The whole reply must be finished within this; if nothing was said yet the approved
+    line is spoken instead, else the reply stops after its last complete sentence."""
+    first_token_s: float = Field(gt=0, le=60)
+    """No text within this long: the approved line is spoken instead."""
+    temperature: float = Field(ge=0, le=2)
+    max_tokens: int = Field(ge=1, le=4096)
+    top_k: int = Field(ge=1, le=20)
+    """How many approved lines (the best match first) the model may draw on."""
+    gguf_path: str
+    """The GGUF model file (llama_cpp backend)."""
+    n_ctx: int = Field(ge=256, le=131072)
+    """llama.cpp's context window in tokens: the prompt (approved lines) and the reply."""
+    n_threads: int = Field(ge=0, le=256)
+    """llama.cpp's CPU threads (0: its own choice, half the cores)."""
+
+
 class BotSettings(Section):
     """The persona and how sure it must be to answer."""
 
@@ -124,6 +157,99 @@ class BotSettings(Section):
     """Words and phrases never answered, shown or spoken; re-read when edited."""
     off_topic: Path
     """Generic questions (the weather, the last bus) the persona answers with a fallback line."""
+    generative: GenerativeSettings
+    """[bot.generative]: the model that rewords approved lines, if any."""
+
+
+class TtsSettings(Section):
+    """The persona's voice out: where it goes and how it is paced (the voice is the persona's)."""
+
+    outputs: tuple[Literal["bus", "device", "wav"], ...] = Field(min_length=1)
+    """bus: tts.audio messages (the renderer, remote guests); device: a sound card; wav: files."""
+    device: str
+    """The "device" output's sound device: a name (or part of it) or index; empty for the default."""
+    wav_dir: UserPath
+    """The "wav" output writes one file per answer here, named <turn_id>.wav: 16-bit mono at the
+    voice's rate, the audio as it was played (cut where the answer was skipped)."""
+    chunk_ms: int = Field(ge=10, le=200)
+    """Length of each tts.audio chunk."""
+    lead_ms: int = Field(ge=0, le=2000)
+    """Audio is published this far ahead of the playback clock: enough to ride out a busy
+    moment, little enough that a skip silences listeners at once."""
+    speed: float = Field(ge=0, le=100)
+    """1 publishes the audio in real time, as it is heard; 10 ten times faster (tests and
+    benchmarks); 0 as fast as it is made, which overruns any subscriber's queue
+    (bus.receive_hwm) beyond a few seconds of speech. The "device" output plays in real time."""
+    part_wait_s: float = Field(gt=0, le=120)
+    """A streamed answer whose next part is this late is ended (tts.end "error"), so the
+    kiosk mic, deaf while the persona speaks, is not deaf for good."""
+
+
+class RendererSettings(Section):
+    """The screen: how it is opened, what it shows, and how large the words are."""
+
+    display: Literal["window", "fullscreen", "headless"]
+    """fullscreen: the display's own resolution; window: width x height; headless: no screen at
+    all (SDL's dummy drivers), for tests, benchmarks and frames sent elsewhere."""
+    width: int = Field(ge=160, le=7680)
+    """Pixels, for window and headless."""
+    height: int = Field(ge=120, le=4320)
+    fps: int = Field(ge=1, le=240)
+    """The frame rate cap."""
+    avatar_dir: UserPath
+    """Avatar loops named idle.*, listening.*, thinking.*, speaking.* (any format PyAV reads);
+    a state with no file, or a broken one, gets the procedural avatar."""
+    film_dir: UserPath
+    """Where the film segments named by show.state's `media` are looked up."""
+    font: str
+    """A TrueType/OpenType font file for captions; empty for pygame's own (no CJK glyphs)."""
+    caption_size_px: int = Field(ge=8, le=400)
+    """Caption letter height on a 1080-line screen; scaled with the screen."""
+    caption_lines: int = Field(ge=1, le=6)
+    """Caption lines shown at most: older words scroll away."""
+    disclosure_size_px: int = Field(ge=8, le=400)
+    """The AI disclosure's letter height on a 1080-line screen."""
+    caption_hold_s: float = Field(ge=0, le=60)
+    """The answer stays readable this long after the persona stops speaking."""
+    speech_delay_ms: int = Field(ge=0, le=5000)
+    """How long after a turn's first tts.audio the answer is heard, so the mouth and the
+    words keep time with the loudspeakers."""
+    closed_text: str
+    """Shown while the show is closed (outside opening hours)."""
+
+
+def _known_time_zone(name: str) -> str:
+    if name != "local":
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f'unknown time zone {name!r}: use "local" or a name like "Europe/Berlin"') from None
+    return name
+
+
+class ShowSettings(Section):
+    """The show: its cue list, opening hours, the operator's GO, turn-taking and the archive."""
+
+    cues: Path
+    """The cue list, a TOML file (relative to the checkout): what plays, and when the floor opens."""
+    opens: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """Opening time, HH:MM: the first cue starts by itself."""
+    closes: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """Closing time, HH:MM; earlier than `opens` means the night runs past midnight."""
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(min_length=1)
+    """The days the installation opens (a night past midnight belongs to the day it opened)."""
+    timezone: Annotated[str, AfterValidator(_known_time_zone)]
+    """"local" (the machine's), or a name like "Europe/Berlin"."""
+    always_open: bool
+    """Ignore the opening hours: open day and night (the demo, a booth run by hand)."""
+    go_guard_ms: int = Field(ge=0, le=10000)
+    """A second GO this soon after the last one is ignored, so a double press never skips a cue."""
+    barge_in: Literal["off", "stop"]
+    """While the persona speaks, the visitor's voice is ignored (off) or cuts the answer short (stop)."""
+    data_dir: UserPath
+    """The archive of every turn (archive.sqlite) is kept here."""
+    keep_audio: bool
+    """Keep each question's audio as a WAV file in data_dir/audio (otherwise no audio is kept)."""
 
 
 class LogSettings(Section):
@@ -147,6 +273,9 @@ class Settings(BaseSettings):
     mic: MicSettings
     asr: AsrSettings
     bot: BotSettings
+    tts: TtsSettings
+    renderer: RendererSettings
+    show: ShowSettings
     supervisor: SupervisorSettings
     log: LogSettings
     nodes: NodesSettings
@@ -200,15 +329,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
 
 
 def _read_toml(file: Path) -> dict[str, Any]:
-    try:
-        with file.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: no such settings file") from None
-    except OSError as error:
-        raise ConfigError(f"{file}: cannot read: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{file}: not valid TOML: {error}") from None
+    return read_toml(file, ConfigError, missing="no such settings file")
 
 
 def _environ_values(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -240,16 +361,24 @@ def _merge(into: dict[str, Any], values: Mapping[str, Any]) -> None:
             into[key] = dict(value) if isinstance(value, Mapping) else value
 
 
-def _leaf_keys(values: Mapping[str, Any], prefix: str = "", depth: int = 2) -> list[str]:
-    """The dotted `section.key`s in `values`; a table-valued key (nodes.modules) is one key."""
+def _leaf_keys(values: Mapping[str, Any], model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """The dotted keys in `values`, down through sections and sub-sections ([bot.generative]);
+    a table-valued key (nodes.modules) is one key."""
     keys = []
     for key, value in values.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and depth > 1:
-            keys.extend(_leaf_keys(value, dotted + ".", depth - 1))
+        inner = _section_of(model or Settings, key)
+        if isinstance(value, Mapping) and (inner is not None or model is None):
+            keys.extend(_leaf_keys(value, inner or Section, dotted + "."))
         else:
             keys.append(dotted)
     return keys
+
+
+def _section_of(model: type[BaseModel], key: str) -> type[Section] | None:
+    field = model.model_fields.get(key)
+    annotation = field.annotation if field is not None else None
+    return annotation if isinstance(annotation, type) and issubclass(annotation, Section) else None
 
 
 def _env_name(key: str) -> str:

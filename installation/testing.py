@@ -113,18 +113,17 @@ class Probe:
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> Message:
-        """The next message whose payload is a `kind` satisfying `where`; others are skipped."""
+        """The next message whose payload is a `kind` satisfying `where`; others are skipped.
 
-        async def wait() -> Message:
-            async for message in self.bus.messages():
-                if isinstance(message.payload, kind) and where(message.payload):
-                    return message
-            raise AssertionError("unreachable")
-
-        try:
-            return await asyncio.wait_for(wait(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"no {getattr(kind, '__name__', kind)} matching within {timeout} s") from None
+        One message at a time (`Bus.receive`), so what arrived in the same batch after the match
+        is still there for the next call."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            message = await self.bus.receive(left)
+            if message is not None and isinstance(message.payload, kind) and where(message.payload):
+                return message
+        raise AssertionError(f"no {getattr(kind, '__name__', kind)} matching within {timeout} s")
 
     async def silence(self, kind: type[P], where: Callable[[P], bool] = lambda p: True, *, for_s: float) -> None:
         """Fail if a matching message arrives within `for_s` seconds."""

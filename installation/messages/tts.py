@@ -1,4 +1,9 @@
-"""Speech synthesis: start, audio chunks, word timings, end."""
+"""Speech synthesis: start, audio chunks, word timings, end.
+
+One answer (one turn_id) is spoken as tts.start, then for each sentence a tts.marks and its
+tts.audio chunks, then tts.end. Every time here counts from the turn's first audio sample, so
+a listener that plays the chunks back to back can place each word and each envelope value.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from .base import Payload
 
 
 class TtsStart(Payload):
-    """The persona starts speaking `text`."""
+    """The persona starts speaking `text` (the answer's first part, as it will be said)."""
 
     type: Literal["tts.start"] = "tts.start"
     text: str
@@ -20,13 +25,13 @@ class TtsStart(Payload):
 
 
 class TtsAudio(AudioChunk):
-    """A chunk of the spoken answer."""
+    """A chunk of the spoken answer; a turn's chunks are of equal length but for its last."""
 
     type: Literal["tts.audio"] = "tts.audio"
 
 
 class WordMark(BaseModel):
-    """When a word of the answer is spoken, relative to the start of speech."""
+    """When a word of the answer is spoken, in seconds from the turn's first audio sample."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     word: str
@@ -35,17 +40,23 @@ class WordMark(BaseModel):
 
 
 class TtsMarks(Payload):
-    """Word timings and a loudness envelope, for captions and the avatar's mouth."""
+    """One sentence's word timings and loudness envelope, for captions and the avatar's mouth.
+
+    Sent before that sentence's audio is due to be heard."""
 
     type: Literal["tts.marks"] = "tts.marks"
     words: tuple[WordMark, ...] = ()
     envelope: tuple[float, ...] = ()
-    """Loudness 0..1, one value per 1/`envelope_hz` seconds."""
+    """Loudness 0..1, one value per 1/`envelope_hz` seconds, the first at `offset_s`."""
     envelope_hz: float = Field(50.0, gt=0)
+    offset_s: float = Field(0.0, ge=0)
+    """Where this sentence starts, in seconds from the turn's first audio sample."""
+    text: str = ""
+    """The sentence as it is spoken (after cleaning), punctuation included, for captions."""
 
 
 class TtsEnd(Payload):
-    """Speech finished, or was cut short."""
+    """Speech finished (its last sample played), or was cut short."""
 
     type: Literal["tts.end"] = "tts.end"
     reason: Literal["done", "skipped", "error"] = "done"

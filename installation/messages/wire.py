@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from .audio import AudioFrame
 from .base import NAME_PATTERN, Payload
 from .bot import Ask, BotDraft, BotOverride, BotReply
-from .show import ShowCommand, ShowState
+from .render import RenderSaved, RenderSnapshot
+from .show import ShowAck, ShowCommand, ShowState
 from .speech import AsrFinal, AsrPartial, PushToTalk, SpeechEnded, SpeechStarted
 from .system import BusEcho, BusHello, Health, Log, Shutdown
 from .tts import TtsAudio, TtsEnd, TtsMarks, TtsStart
@@ -26,7 +27,7 @@ _TURN_ID = re.compile(TURN_ID_PATTERN)
 
 PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     AudioFrame, SpeechStarted, SpeechEnded, PushToTalk, AsrPartial, AsrFinal, Ask, BotReply, BotDraft, BotOverride,
-    TtsStart, TtsAudio, TtsMarks, TtsEnd, ShowState, ShowCommand,
+    TtsStart, TtsAudio, TtsMarks, TtsEnd, ShowState, ShowCommand, ShowAck, RenderSnapshot, RenderSaved,
     Health, Log, BusHello, BusEcho, Shutdown,
 )  # fmt: skip
 AnyPayload = Annotated[Union[PAYLOAD_TYPES], Field(discriminator="type")]  # noqa: UP007

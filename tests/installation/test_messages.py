@@ -24,6 +24,9 @@ from installation.messages import (
     Log,
     Payload,
     PushToTalk,
+    RenderSaved,
+    RenderSnapshot,
+    ShowAck,
     ShowCommand,
     ShowState,
     Shutdown,
@@ -71,6 +74,11 @@ EXAMPLES: dict[type[Payload], Payload] = {
     TtsEnd: TtsEnd(reason="skipped"),
     ShowState: ShowState(phase="interview", cue="q1", floor="kiosk", paused=True, muted=True, blackout=True),
     ShowCommand: ShowCommand(command="blackout", operator="anna"),
+    ShowAck: ShowAck(
+        command="back", accepted=False, reason="this is the first cue", command_sid="3f9a0c1e", command_seq=4
+    ),  # fmt: skip
+    RenderSnapshot: RenderSnapshot(path="/tmp/frame.png"),
+    RenderSaved: RenderSaved(path="/tmp/frame.png", width=1920, height=1080, error="disk full"),
     Health: Health(
         node="asr",
         status="degraded",

@@ -50,6 +50,23 @@ async def test_health_beats_every_heartbeat_with_bus_counters(settings):
     assert beats[-1].payload.bus.published >= 3
 
 
+class BrokenFiguresNode(StateNode):
+    def health_detail(self):
+        raise KeyError("answered")
+
+
+async def test_a_node_whose_health_figures_fail_still_beats_and_says_why(settings):
+    async with Probe(settings, topics=("health.state",)) as probe:
+        task = asyncio.create_task(BrokenFiguresNode(settings).run())
+        try:
+            beats = [await probe.expect(Health) for _ in range(3)]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert beats[-1].payload.status == "ready"
+    assert beats[-1].payload.detail == {"detail_error": "KeyError: 'answered'"}
+
+
 async def test_a_failing_handler_is_logged_on_the_bus_and_the_node_carries_on(settings):
     async with Probe(settings) as probe:
         task = asyncio.create_task(StateNode(settings).run())

@@ -6,8 +6,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from installation.settings import DEFAULT_FILE, ConfigError, load_settings
+from installation.settings import DEFAULT_FILE, ConfigError, Settings, load_settings
 
 DEFAULT = str(DEFAULT_FILE)
 PATH_KEYS = ("bus.keys_dir", "bus.authorized_dir")
@@ -19,12 +20,17 @@ def _site(tmp_path: Path, text: str, name: str = "site.toml") -> Path:
     return path
 
 
-def _flat(settings) -> dict[str, object]:
-    return {
-        f"{section}.{key}": value
-        for section, fields in settings.model_dump(mode="json").items()
-        for key, value in fields.items()
-    }
+def _flat(values: dict, model: type[BaseModel] = Settings, prefix: str = "") -> dict[str, object]:
+    """Dotted keys, down through sections and sub-sections ([bot.generative]); other tables stay whole."""
+    flat: dict[str, object] = {}
+    for key, value in values.items():
+        field = model.model_fields.get(key)
+        inner = field.annotation if field is not None else None
+        if isinstance(value, dict) and isinstance(inner, type) and issubclass(inner, BaseModel):
+            flat.update(_flat(value, inner, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _error(*args, **kwargs) -> str:
@@ -38,20 +44,16 @@ def _error(*args, **kwargs) -> str:
 def test_without_a_site_file_every_value_is_the_one_in_default_toml(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     with DEFAULT_FILE.open("rb") as handle:
-        written = {
-            f"{section}.{key}": value
-            for section, fields in tomllib.load(handle).items()
-            for key, value in fields.items()
-        }
+        written = _flat(tomllib.load(handle))
 
     loaded = load_settings(environ={})
 
-    values = _flat(loaded.settings)
+    values = _flat(loaded.settings.model_dump(mode="json"))
     assert values.keys() == written.keys()
     for key in [key for key, value in written.items() if str(value).startswith("~")]:
         assert values.pop(key) == written.pop(key).replace("~", str(tmp_path), 1)
     assert values == written
-    assert loaded.origins == dict.fromkeys(_flat(loaded.settings), DEFAULT)
+    assert loaded.origins == dict.fromkeys(_flat(loaded.settings.model_dump(mode="json")), DEFAULT)
     assert loaded.files == (DEFAULT_FILE,)
 
 
@@ -122,6 +124,29 @@ def test_a_tilde_in_a_directory_is_the_home_directory(monkeypatch, tmp_path):
     assert loaded.settings.bus.authorized_dir == tmp_path / "gallery" / "allowed"
 
 
+def test_a_sub_section_is_off_by_default_and_each_of_its_keys_has_its_own_origin(tmp_path):
+    site = _site(tmp_path, '[bot.generative]\nenabled = true\nbase_url = "http://127.0.0.1:11434/v1"\n')
+
+    assert load_settings(environ={}).settings.bot.generative.enabled is False
+    loaded = load_settings(site, environ={"LIKENESS_BOT__GENERATIVE__TIMEOUT_S": "1.5"})
+
+    generative = loaded.settings.bot.generative
+    assert generative.enabled and generative.base_url == "http://127.0.0.1:11434/v1" and generative.timeout_s == 1.5
+    assert loaded.origins["bot.generative.enabled"] == str(site)
+    assert loaded.origins["bot.generative.timeout_s"] == "environment LIKENESS_BOT__GENERATIVE__TIMEOUT_S"
+    assert loaded.origins["bot.generative.model"] == DEFAULT
+    assert loaded.origins["bot.threshold"] == DEFAULT and "bot.generative" not in loaded.origins
+
+
+def test_a_sub_section_is_switched_on_from_the_environment():
+    loaded = load_settings(
+        environ={"LIKENESS_BOT__GENERATIVE__ENABLED": "true", "LIKENESS_BOT__GENERATIVE__BACKEND": "llama_cpp"}
+    )
+
+    assert loaded.settings.bot.generative.enabled is True and loaded.settings.bot.generative.backend == "llama_cpp"
+    assert loaded.origins["bot.generative.enabled"] == "environment LIKENESS_BOT__GENERATIVE__ENABLED"
+
+
 # site file text: (dotted key, further words the message must contain)
 BAD_SITE_FILES = {
     "unknown key": ("[bus]\ntypo = 1\n", "bus.typo", ["unknown key"]),
@@ -137,6 +162,13 @@ BAD_SITE_FILES = {
     "a list given as a string": ('[bus]\nlatched = "show."\n', "bus.latched", ["'show.'"]),
     "a bad value inside a table": ("[nodes.modules]\nlights = 3\n", "nodes.modules.lights", ["3"]),
     "a section given as a value": ("bus = 3\n", "bus", ["3"]),
+    "unknown key in a sub-section": ("[bot.generative]\ntypo = 1\n", "bot.generative.typo", ["unknown key"]),
+    "bad value in a sub-section": ('[bot.generative]\nbackend = "gpt"\n', "bot.generative.backend", ["'gpt'"]),
+    "a key in place of its variable's name": (
+        '[bot.generative]\napi_key_env = "sk-1234 5678"\n',
+        "bot.generative.api_key_env",
+        ["pattern"],
+    ),
 }
 
 
@@ -197,6 +229,18 @@ BAD_ENVIRONMENTS = {
         "LIKENESS_NODES__MODULES",
         "nodes.modules",
         ["JSON"],
+    ),
+    "unknown key in a sub-section": (
+        {"LIKENESS_BOT__GENERATIVE__TYPO": "1"},
+        "LIKENESS_BOT__GENERATIVE__TYPO",
+        "bot.generative.typo",
+        ["unknown key"],
+    ),
+    "wrong type in a sub-section": (
+        {"LIKENESS_BOT__GENERATIVE__ENABLED": "perhaps"},
+        "LIKENESS_BOT__GENERATIVE__ENABLED",
+        "bot.generative.enabled",
+        ["'perhaps'"],
     ),
 }
 

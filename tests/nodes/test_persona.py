@@ -130,9 +130,9 @@ def test_moderation_sorts_questions(moderator, question, category):
 
 
 def test_the_blocklist_is_reread_when_the_operator_edits_it(moderator, tmp_path):
-    assert moderator.check("you muppet") is None
+    assert moderator.check("you gannet") is None
     blocklist = tmp_path / "blocklist.txt"
-    blocklist.write_text(blocklist.read_text() + "muppet\n")
+    blocklist.write_text(blocklist.read_text() + "gannet\n")
     os.utime(blocklist, ns=(time.time_ns(), time.time_ns() + 1_000_000))
-    assert moderator.check("you muppet") == "abuse"
-    assert moderator.mask("You Muppet, listen") == "You •••, listen"
+    assert moderator.check("you gannet") == "abuse"
+    assert moderator.mask("You Gannet, listen") == "You •••, listen"

@@ -1,0 +1,27 @@
+"""The screen: snapshots of what the renderer shows."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import Payload
+
+
+class RenderSnapshot(Payload):
+    """Asks the renderer to save the next frame it draws as a PNG file at `path`."""
+
+    type: Literal["render.snapshot"] = "render.snapshot"
+    path: str = Field(min_length=1, max_length=4096)
+    """A file name ending in .png, on the renderer's machine."""
+
+
+class RenderSaved(Payload):
+    """A snapshot was written, or could not be (`error` says why)."""
+
+    type: Literal["render.saved"] = "render.saved"
+    path: str
+    width: int = Field(0, ge=0)
+    height: int = Field(0, ge=0)
+    error: str | None = None
