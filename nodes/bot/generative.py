@@ -4,27 +4,22 @@ The retrieval Responder stays in charge: it moderates, picks the approved line a
 the persona falls back. Only an on-topic, confident question goes to a language model, with the
 top approved lines as its only material; any failure or delay gives the retrieval answer instead.
 
-Backends speak one small interface (`ChatBackend.stream`). `OpenAIChatBackend` reaches any
-OpenAI-compatible server (llama-server, Ollama, vLLM). A second, in-process backend would wrap
-llama.cpp (llama-cpp-python with a GGUF path, `create_chat_completion(stream=True)` run in a
-thread) behind the same `stream` method; it is not written yet.
+The model is reached through a backend (backends.py: an OpenAI-compatible server, or llama.cpp
+in this process); its reply is cut into sentences here, so the first can be spoken while the
+model is still writing the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.client
-import json
 import logging
 import re
-import socket
 import threading
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
-from typing import Protocol
-from urllib.parse import urlsplit
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
+from .backends import BackendError, ChatBackend
 from .persona import PersonaInfo
 from .responder import Answer, Conversation, Responder
 from .retrieval import Hit
@@ -34,122 +29,6 @@ _LOGGER = logging.getLogger(__name__)
 # A sentence ends at . ! or ? (closing quotes or brackets allowed) followed by white space.
 _END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)")
 _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "prof", "vs", "etc", "e.g", "i.e", "no", "mt"})
-
-
-class BackendError(RuntimeError):
-    """The model server refused or broke off a request."""
-
-
-class ChatBackend(Protocol):
-    name: str
-
-    def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
-        """The model's reply to `messages`, piece by piece as it is generated."""
-
-
-class OpenAIChatBackend:
-    """Streams chat completions from an OpenAI-compatible HTTP server.
-
-    The standard library's HTTP client runs in a thread, so no extra dependency is needed;
-    each text delta crosses to the event loop through a queue.
-    """
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        temperature: float = 0.3,
-        max_tokens: int = 160,
-        socket_timeout_s: float = 30.0,
-    ) -> None:
-        url = urlsplit(base_url.rstrip("/"))
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"base_url {base_url!r}: expected http://host[:port][/path]")
-        self.name = f"openai:{model}@{url.hostname}"
-        self._url = url
-        self._model = model
-        self._api_key = api_key
-        self._temperature = temperature
-        self._max_tokens = max_tokens
-        self._socket_timeout_s = socket_timeout_s
-
-    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
-        holder: dict[str, http.client.HTTPConnection] = {}
-
-        def put(kind: str, value: object = None) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
-                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-
-        def read() -> None:
-            try:
-                for delta in self._deltas(messages, holder):
-                    put("delta", delta)
-            except Exception as error:  # noqa: BLE001 - handed to the awaiting side, which raises it
-                put("error", error)
-            finally:
-                put("end")
-
-        thread = threading.Thread(target=read, name="bot-llm", daemon=True)
-        thread.start()
-        try:
-            while True:
-                kind, value = await queue.get()
-                if kind == "delta":
-                    yield str(value)
-                elif kind == "error":
-                    if isinstance(value, BackendError):
-                        raise value
-                    raise BackendError(f"{self.name}: {value}") from value if isinstance(value, Exception) else None
-                else:
-                    return
-        finally:
-            _abort(holder.get("connection"))  # wakes a thread still blocked on the socket
-
-    def _deltas(self, messages: list[dict[str, str]], holder: dict[str, http.client.HTTPConnection]):
-        url = self._url
-        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        connection = kind(url.hostname, url.port, timeout=self._socket_timeout_s)
-        holder["connection"] = connection
-        body = {
-            "model": self._model,
-            "messages": messages,
-            "stream": True,
-            "temperature": self._temperature,
-            "max_tokens": self._max_tokens,
-        }
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        try:
-            connection.request("POST", f"{url.path}/chat/completions", json.dumps(body).encode(), headers)
-            response = connection.getresponse()
-            if response.status != 200:
-                detail = response.read(300).decode("utf-8", "replace").strip()
-                raise BackendError(f"{self.name}: HTTP {response.status} {response.reason}: {detail}")
-            for raw in response:
-                line = raw.decode("utf-8").strip()
-                if not line.startswith("data:"):
-                    continue  # blank separators, comments and event names
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
-                choices = json.loads(data).get("choices") or [{}]
-                content = (choices[0].get("delta") or {}).get("content")
-                if content:
-                    yield content
-        finally:
-            connection.close()
-
-
-def _abort(connection: http.client.HTTPConnection | None) -> None:
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def split_sentences(text: str) -> tuple[list[str], str]:
@@ -170,39 +49,50 @@ def split_sentences(text: str) -> tuple[list[str], str]:
 
 async def stream_sentences(
     backend: ChatBackend, messages: list[dict[str, str]], *, timeout_s: float, first_token_s: float | None = None
-) -> AsyncIterator[str]:
-    """Each complete sentence of the model's reply as soon as it is complete, so speech can start.
+) -> AsyncIterator[tuple[str, bool]]:
+    """Each complete sentence of the model's reply as soon as it is complete, and whether it is the last.
 
-    TimeoutError when no text arrives within `first_token_s`, or the reply is not finished
-    within `timeout_s` of the request (time spent by the caller between sentences counts too).
+    A sentence is complete when text follows it, so it leaves with the next word and is known
+    not to be the last; only the end of the reply makes a sentence the last. TimeoutError when
+    no text arrives within `first_token_s`, or the reply is not finished within `timeout_s` of
+    the request (time the caller spends between sentences counts too).
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     first_deadline = min(deadline, loop.time() + first_token_s) if first_token_s is not None else deadline
     deltas = aiter(backend.stream(messages))
-    buffer, started = "", False
+    buffer, held, started = "", None, False
     try:
         while True:
             remaining = (deadline if started else first_deadline) - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"{backend.name}: {'no reply' if not started else 'reply unfinished'} in time")
             try:
+                if remaining <= 0:
+                    raise TimeoutError
                 delta = await asyncio.wait_for(anext(deltas), remaining)
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                what = "reply unfinished" if started else "no first token"
-                raise TimeoutError(
-                    f"{backend.name}: {what} after {timeout_s if started else remaining:.2f} s"
-                ) from None
+                what = f"reply unfinished after {timeout_s:.2f} s" if started else "no first token in time"
+                raise TimeoutError(f"{backend.name}: {what}") from None
             started = True
             sentences, buffer = split_sentences(buffer + delta)
+            if buffer.strip():  # text follows every sentence found so far
+                sentences, held = ([held] if held else []) + sentences, None
+            elif sentences:  # the last one found may yet end the reply
+                sentences, held = ([held] if held else []) + sentences[:-1], sentences[-1]
             for sentence in sentences:
-                yield sentence
+                yield sentence, False
+    except Exception:  # not on cancel or close: nobody would hear it
+        if held:  # complete, and already written: worth saying before the caller hears why it stopped
+            yield held, False
+        raise
     finally:
         await deltas.aclose()
-    if buffer.strip():
-        yield buffer.strip()
+    tail = buffer.strip()
+    if held:
+        yield held, not tail
+    if tail:
+        yield tail, True
 
 
 def grounded_messages(persona: PersonaInfo, hits: Sequence[Hit], question: str) -> list[dict[str, str]]:
@@ -228,14 +118,37 @@ def _line(hit: Hit) -> str:
     return f"(asked: {entry.question}) {entry.text}" if entry.question else entry.text
 
 
+class ReplyPart(NamedTuple):
+    """One piece of an answer to speak: a sentence of a generated reply, or a whole approved line."""
+
+    text: str
+    """Empty only on a closing part: the model broke off, nothing more will be said."""
+    answer: Answer
+    """The answer so far: its text is everything said until now, its ids the lines it rests on."""
+    last: bool
+
+
+@dataclass
+class GenerationStats:
+    """What the model has done so far, for the node's health."""
+
+    generated: int = 0
+    """Answers spoken in the model's words (in part, if it broke off)."""
+    fell_back: int = 0
+    """Questions the model was asked but the approved line was spoken: error, silence or timeout."""
+    broke_off: int = 0
+    """Generated answers cut short after some sentences had been said."""
+    last_error: str | None = None
+    """Why the last question asked of the model was not answered in full; None after a success."""
+
+
 class GenerativeResponder:
     """The retrieval Responder's answers, reworded to the question by a model when it is safe to.
 
-    `answer_stream(question, conversation)` yields `(sentence, answer)` pairs, one per sentence
-    to speak, in order. `answer.ids` are the corpus lines the reply rests on; `answer.text` is the
-    reply so far, so the last pair's answer is the whole reply. Moderated, fallback and
-    low-confidence answers are the retrieval answer unchanged and never reach the model; so is
-    any reply the model fails to start within the budget.
+    `answer_stream(question, conversation)` yields `ReplyPart`s to speak, in order, the first as
+    soon as the model has finished its first sentence. Moderated, fallback and low-confidence
+    answers are the retrieval answer unchanged, in one part, and never reach the model; so is
+    any reply the model does not start within the budget.
     """
 
     def __init__(
@@ -254,34 +167,52 @@ class GenerativeResponder:
         self.first_token_s = first_token_s
         self.min_confidence = min_confidence
         self.top_k = top_k
+        self.stats = GenerationStats()
+        self._retrieving = threading.Lock()
 
-    async def answer_stream(self, question: str, conversation: Conversation) -> AsyncIterator[tuple[str, Answer]]:
-        base = await asyncio.to_thread(self.responder.answer, question, conversation)
-        if base.moderated is not None or base.fallback or not base.ids or base.confidence < self.min_confidence:
-            async for pair in _spoken(base):
-                yield pair
+    async def answer_stream(self, question: str, conversation: Conversation) -> AsyncIterator[ReplyPart]:
+        base, hits = await asyncio.to_thread(self._retrieve, question, conversation)
+        if not hits:
+            yield ReplyPart(base.text, base, True)
             return
-        hits = await asyncio.to_thread(self._grounding, question, base)
         ids = tuple(hit.entry.id for hit in hits)
         messages = grounded_messages(self.responder.persona.info, hits, question)
         said: list[str] = []
+        so_far = base
         try:
-            async for sentence in stream_sentences(
+            async for sentence, last in stream_sentences(
                 self.backend, messages, timeout_s=self.timeout_s, first_token_s=self.first_token_s
             ):
                 said.append(sentence)
-                yield sentence, replace(base, text=" ".join(said), ids=ids)
+                so_far = replace(base, text=" ".join(said), ids=ids)
+                yield ReplyPart(sentence, so_far, last)
         except (TimeoutError, BackendError, OSError, ValueError) as error:
+            self.stats.last_error = str(error)
             if said:  # already spoken: stop there rather than start over in another voice
+                self.stats.generated += 1
+                self.stats.broke_off += 1
                 _LOGGER.warning("bot: generation broke off after %d sentences: %s", len(said), error)
+                yield ReplyPart("", so_far, True)
                 return
             _LOGGER.warning("bot: generation failed, giving the retrieval answer: %s", error)
         else:
             if said:
+                self.stats.generated += 1
+                self.stats.last_error = None
                 return
+            self.stats.last_error = f"{self.backend.name}: empty reply"
             _LOGGER.warning("bot: %s gave an empty reply, giving the retrieval answer", self.backend.name)
-        async for pair in _spoken(base):
-            yield pair
+        self.stats.fell_back += 1
+        yield ReplyPart(base.text, base, True)
+
+    def _retrieve(self, question: str, conversation: Conversation) -> tuple[Answer, list[Hit]]:
+        """The retrieval answer, and the lines to ground the model in (none: do not ask it)."""
+        # One question at a time: a cancelled question's thread runs on, next to its successor's.
+        with self._retrieving:
+            base = self.responder.answer(question, conversation)
+            if base.moderated is not None or base.fallback or not base.ids or base.confidence < self.min_confidence:
+                return base, []
+            return base, self._grounding(question, base)
 
     def _grounding(self, question: str, base: Answer) -> list[Hit]:
         """The line retrieval chose first, then the next best lines above the threshold."""
@@ -293,9 +224,3 @@ class GenerativeResponder:
             if hit.entry.id != chosen.entry.id and hit.score >= self.responder.threshold
         ]
         return [chosen, *others][: self.top_k]
-
-
-async def _spoken(answer: Answer) -> AsyncIterator[tuple[str, Answer]]:
-    sentences, rest = split_sentences(answer.text)
-    for sentence in [*sentences, rest] if rest else sentences:
-        yield sentence, answer
