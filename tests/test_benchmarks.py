@@ -65,3 +65,27 @@ def test_the_quick_bot_benchmark_prints_its_figures_as_json():
         assert summary[key] > 0, key
     assert summary["entries"] == 1000 and summary["questions"] == 50
     assert isinstance(summary["p50_target_met"], bool)
+
+
+@pytest.mark.timeout(120)
+def test_the_quick_tts_benchmark_prints_its_figures_as_json():
+    summary = _quick("tts.py", 100)
+    for key in ("first_audio_p50_ms", "first_audio_p95_ms", "skip_p50_ms", "engine_first_sentence_p50_ms",
+                "bus_round_trip_p50_ms", "answer_p50_s"):  # fmt: skip
+        assert summary[key] > 0, key
+    assert summary["replies"] == 5 and summary["skips"] == 3 and summary["audio_after_skip"] == 0
+    assert isinstance(summary["first_audio_target_met"], bool) and isinstance(summary["skip_target_met"], bool)
+
+
+RENDER_MS = ("avatar_p50_ms", "avatar_p95_ms", "avatar_p99_ms", "video_p50_ms", "video_p95_ms", "video_p99_ms",
+             "baseline_p50_ms")  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+def test_the_quick_render_benchmark_prints_its_figures_as_json():
+    summary = _quick("render.py", 100)
+    for key in RENDER_MS:
+        assert summary[key] > 0, key
+    assert summary["frames"] == 120 and summary["size"] == "1920x1080"
+    assert summary["avatar_drawn_fraction"] == 1.0 and summary["video_shown_fraction"] > 0.9  # each scene as meant
+    assert isinstance(summary["avatar_target_met"], bool) and isinstance(summary["video_target_met"], bool)
