@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.installed-test
 .PHONY: demo test bench setup system-packages test-packages lint clean
 
 demo: setup
-	$(VENV)/bin/likeness run --config config/demo.toml
+	$(VENV)/bin/likeness run --demo
 
 test: $(TEST_STAMP)
 	$(VENV)/bin/pytest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -25,10 +26,12 @@ from .messages import COMMANDS
 from .moderation import Moderator
 from .moderation.review import review
 from .node import _serve, settings_or_exit
-from .settings import ConfigError, Settings, load_settings
+from .settings import DEFAULT_FILE, ConfigError, Settings, load_settings
 from .supervisor import Supervisor
 
 _LOGGER = logging.getLogger(__name__)
+CHECKOUT = DEFAULT_FILE.parent.parent
+"""The checkout the installation runs from: its config/ and content/ hold the demo."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -52,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = command("run", _run, "start the broker and every enabled node, and keep them running")
     run.add_argument("--nodes", help="comma-separated nodes to start instead of nodes.enabled")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo show (config/demo.toml unless --config; the demo film is made if missing)",
+    )
+    run.add_argument("--turns", type=int, metavar="N",
+                     help="stop everything, exit 0, once N visitors' turns are answered and archived")  # fmt: skip
     node = command("node", _node, "run one node (what systemd starts on each machine)")
     node.add_argument("name")
     command("bus", _bus, "run the broker alone")
@@ -137,14 +147,40 @@ def _node(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def _run(args: argparse.Namespace, rest: list[str]) -> None:
+    if args.demo and not args.config:
+        args.config = str(CHECKOUT / "config" / "demo.toml")
+    if args.turns is not None and args.turns < 1:
+        _fail("run: --turns needs a number of turns, 1 or more", 2)
     settings = _settings(args, "supervisor")
     names = [n for n in args.nodes.split(",") if n] if args.nodes is not None else list(settings.nodes.enabled)
     for name in names:
         node_main(name, settings)  # an unknown name fails now, not in a restart loop
-    supervisor = Supervisor(settings, node_names=names, config_path=args.config)
+    if args.turns is not None and "show" not in names:
+        _fail("run: --turns counts the turns the show archives, and the show node is not among the nodes", 2)
+    if args.demo:
+        _make_demo_film(settings)
+    supervisor = Supervisor(settings, node_names=names, config_path=args.config, turns=args.turns)
     _LOGGER.info("supervisor: running bus + %s; `likeness status` shows them, Ctrl-C stops",
                  ", ".join(names) or "no nodes")  # fmt: skip
     asyncio.run(_serve(supervisor))
+
+
+def _make_demo_film(settings: Settings) -> None:
+    """The demo's film segments, made by the checkout's own script the first time (a few seconds)."""
+    script = CHECKOUT / "content" / "demo" / "film" / "make_film.py"
+    spec = importlib.util.spec_from_file_location("likeness_demo_film", script)
+    if spec is None or spec.loader is None or not script.exists():
+        _LOGGER.warning("demo: no %s; the screenings show the avatar instead of the film", script)
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        made = module.ensure_demo_film(settings.renderer.film_dir)
+    except Exception:  # the show still runs: the screenings show the avatar instead
+        _LOGGER.exception("demo: cannot make the demo film in %s", settings.renderer.film_dir)
+        return
+    _LOGGER.info("demo: the film is ready in %s (%d segments)", settings.renderer.film_dir, len(made))
 
 
 def _bus(args: argparse.Namespace, rest: list[str]) -> None:

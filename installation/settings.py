@@ -82,6 +82,11 @@ class MicSettings(Section):
     """1 plays the playlist in real time, 10 ten times faster; 0 as fast as it is read, which
     overruns any subscriber's queue (bus.receive_hwm) beyond a few seconds of audio."""
     wav_loop: bool
+    wav_wait_for_floor: bool
+    """A demo audience: each file waits until the show gives this source the floor anew (after
+    the persona answered the last), with silence sent meanwhile as a room would."""
+    wav_step_up_s: float = Field(ge=0, le=60)
+    """With wav_wait_for_floor: how long after the floor opens the next question starts."""
     mode: Literal["vad", "push_to_talk"]
     vad_aggressiveness: int = Field(ge=0, le=3)
     """webrtcvad's: 0 lets the most through as speech, 3 the least."""
@@ -188,9 +193,10 @@ class TtsSettings(Section):
 class RendererSettings(Section):
     """The screen: how it is opened, what it shows, and how large the words are."""
 
-    display: Literal["window", "fullscreen", "headless"]
+    display: Literal["window", "fullscreen", "headless", "auto"]
     """fullscreen: the display's own resolution; window: width x height; headless: no screen at
-    all (SDL's dummy drivers), for tests, benchmarks and frames sent elsewhere."""
+    all (SDL's dummy drivers), for tests, benchmarks and frames sent elsewhere; auto: a window
+    where there is a display ($DISPLAY or $WAYLAND_DISPLAY), headless where there is none."""
     width: int = Field(ge=160, le=7680)
     """Pixels, for window and headless."""
     height: int = Field(ge=120, le=4320)

@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .messages import Health, Message
 from .messages.system import Detail
 from .node import Node
 from .settings import Settings
@@ -50,12 +51,20 @@ class Supervisor(Node):
 
     name = "supervisor"
 
-    def __init__(self, settings: Settings, *, node_names: list[str], config_path: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, node_names: list[str], config_path: str | None = None, turns: int | None = None
+    ) -> None:
         self._config_env = {"LIKENESS_CONFIG": config_path} if config_path else {}
         self.children = [Child("bus", self._argv("bus"))]
         self.children += [Child(name, self._argv("node", name)) for name in node_names]
         self._stopping = False
         self._watchers: set[asyncio.Task[None]] = set()
+        self.turns = turns
+        """Stop everything once the show has archived this many answered turns (demos, benchmarks)."""
+        self.finished: str | None = None
+        self._task: asyncio.Task | None = None
+        if turns is not None:
+            self.topics = ("health.show",)  # type: ignore[misc]
         super().__init__(settings)
 
     @staticmethod
@@ -65,10 +74,26 @@ class Supervisor(Node):
     async def run(self) -> None:
         # The broker must be up before our own bus client can connect through it.
         await self._spawn(self.children[0])
+        self._task = asyncio.current_task()
         try:
             await super().run()
+        except asyncio.CancelledError:
+            if self.finished is None or self._task is None:
+                raise
+            self._task.uncancel()  # our own finish, not a signal: stop the children and return
+            _LOGGER.info("supervisor: %s; stopping", self.finished)
         finally:
             await self._stop_children()
+
+    async def handle(self, message: Message) -> None:
+        payload = message.payload
+        if not isinstance(payload, Health) or payload.node != "show" or self.turns is None or self.finished:
+            return
+        answered = payload.detail.get("turns_answered")
+        if isinstance(answered, int) and answered >= self.turns:
+            self.finished = f"{answered} turns answered and archived"
+            assert self._task is not None
+            self._task.cancel()
 
     async def start(self) -> None:
         for child in self.children[1:]:

@@ -3,7 +3,7 @@
 from .audio import BUS_FRAME_BYTES, BUS_FRAME_MS, BUS_SAMPLE_RATE_HZ, AudioChunk, AudioFrame
 from .base import Payload
 from .bot import Ask, BotDraft, BotOverride, BotReply
-from .render import RenderSaved, RenderSnapshot
+from .render import RenderSaved, RenderShown, RenderSnapshot
 from .show import COMMANDS, ShowAck, ShowCommand, ShowState
 from .speech import AsrFinal, AsrPartial, PushToTalk, SpeechEnded, SpeechStarted, WordTiming
 from .system import BusCounters, BusEcho, BusHello, Health, Log, NodeStatus, Shutdown
@@ -24,7 +24,8 @@ __all__ = [
     "PAYLOAD_ADAPTER", "PAYLOAD_TYPES", "WIRE_VERSION",
     "Ask", "AsrFinal", "AsrPartial", "AudioChunk", "AudioFrame", "BotDraft", "BotOverride", "BotReply", "BusCounters",
     "BusEcho", "BusHello", "Health", "InvalidMessage", "Log", "Message", "NodeStatus",
-    "Payload", "PushToTalk", "RenderSaved", "RenderSnapshot", "Shutdown", "ShowAck", "ShowCommand", "ShowState",
+    "Payload", "PushToTalk", "RenderSaved", "RenderShown", "RenderSnapshot", "Shutdown", "ShowAck", "ShowCommand",
+    "ShowState",
     "SpeechEnded", "SpeechStarted",
     "TtsAudio", "TtsEnd", "TtsMarks", "TtsStart", "WordMark", "WordTiming",
     "decode", "encode",

@@ -1,4 +1,4 @@
-"""The screen: snapshots of what the renderer shows."""
+"""The screen: when an answer first shows, and snapshots of what the renderer shows."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ class RenderSnapshot(Payload):
     type: Literal["render.snapshot"] = "render.snapshot"
     path: str = Field(min_length=1, max_length=4096)
     """A file name ending in .png, on the renderer's machine."""
+
+
+class RenderShown(Payload):
+    """The first frame showing the turn's answer (its first words) is on screen; published at
+    once after it, so its envelope's time is when the visitor could first read the answer."""
+
+    type: Literal["render.shown"] = "render.shown"
+    what: Literal["answer"] = "answer"
 
 
 class RenderSaved(Payload):

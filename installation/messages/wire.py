@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from .audio import AudioFrame
 from .base import NAME_PATTERN, Payload
 from .bot import Ask, BotDraft, BotOverride, BotReply
-from .render import RenderSaved, RenderSnapshot
+from .render import RenderSaved, RenderShown, RenderSnapshot
 from .show import ShowAck, ShowCommand, ShowState
 from .speech import AsrFinal, AsrPartial, PushToTalk, SpeechEnded, SpeechStarted
 from .system import BusEcho, BusHello, Health, Log, Shutdown
@@ -27,7 +27,7 @@ _TURN_ID = re.compile(TURN_ID_PATTERN)
 
 PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     AudioFrame, SpeechStarted, SpeechEnded, PushToTalk, AsrPartial, AsrFinal, Ask, BotReply, BotDraft, BotOverride,
-    TtsStart, TtsAudio, TtsMarks, TtsEnd, ShowState, ShowCommand, ShowAck, RenderSnapshot, RenderSaved,
+    TtsStart, TtsAudio, TtsMarks, TtsEnd, ShowState, ShowCommand, ShowAck, RenderSnapshot, RenderSaved, RenderShown,
     Health, Log, BusHello, BusEcho, Shutdown,
 )  # fmt: skip
 AnyPayload = Annotated[Union[PAYLOAD_TYPES], Field(discriminator="type")]  # noqa: UP007

@@ -13,13 +13,14 @@ from installation.messages import (
     AudioFrame,
     Message,
     PushToTalk,
+    ShowState,
     SpeechEnded,
     SpeechStarted,
 )
 from installation.messages.system import Detail
 from installation.node import Node
 
-from .sources import device_frames, wav_frames
+from .sources import FloorTurns, device_frames, wav_frames
 from .vad import Endpointer, UtteranceEnded, UtteranceStarted
 
 _LOGGER = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class MicNode(Node):
     """Publishes the kiosk's audio on audio.in.<source> and opens and closes utterances."""
 
     name = "mic"
-    topics = ("mic.ptt.",)
+    topics = ("mic.ptt.", "show.state")
 
     async def start(self) -> None:
         mic = self.settings.mic
@@ -45,6 +46,7 @@ class MicNode(Node):
         self.utterances = 0
         self.input_state = "starting"
         self.file_errors: list[str] = []
+        self.turns = FloorTurns(mic.wav_step_up_s) if mic.input == "wav" and mic.wav_wait_for_floor else None
         self._capture = asyncio.create_task(self._capture_forever())
 
     async def stop(self) -> None:
@@ -59,6 +61,8 @@ class MicNode(Node):
 
     async def handle(self, message: Message) -> None:
         payload = message.payload
+        if isinstance(payload, ShowState) and self.turns is not None:
+            self.turns.floor(payload.floor == self.source)
         if not isinstance(payload, PushToTalk) or payload.source != self.source:
             return
         if self.settings.mic.mode != "push_to_talk":
@@ -90,7 +94,8 @@ class MicNode(Node):
         if mic.input == "wav":
             if not mic.wav_files:
                 raise AudioError('mic.input is "wav" but mic.wav_files is empty')
-            return wav_frames(mic.wav_files, speed=mic.wav_speed, loop=mic.wav_loop, errors=self.file_errors)
+            return wav_frames(mic.wav_files, speed=mic.wav_speed, loop=mic.wav_loop, errors=self.file_errors,
+                              turns=self.turns)  # fmt: skip
         return device_frames(mic)
 
     async def _pump(self, frames: AsyncIterator[bytes]) -> None:

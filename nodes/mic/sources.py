@@ -33,12 +33,62 @@ def playlist(entries: tuple[Path, ...]) -> list[Path]:
     return files
 
 
-async def wav_frames(files: tuple[Path, ...], *, speed: float, loop: bool, errors: list[str]) -> AsyncIterator[bytes]:
+class FloorTurns:
+    """A demo audience's manners: each question waits until the show gives this source the
+    floor anew (after the persona has answered the last one), then a moment to step up."""
+
+    PATIENCE_S = 20.0
+    """Ask again if the floor stays ours this long after a question with no answer spoken."""
+
+    def __init__(self, step_up_s: float) -> None:
+        self.step_up_s = step_up_s
+        self._ours = False
+        self._since = 0.0
+        self._generation = 0
+        self._asked: tuple[int, float] | None = None
+
+    def floor(self, ours: bool) -> None:
+        """What show.state says: is the floor ours now?"""
+        if ours and not self._ours:
+            self._generation += 1
+            self._since = time.monotonic()
+        self._ours = ours
+
+    def ready(self) -> bool:
+        now = time.monotonic()
+        if not self._ours or now - self._since < self.step_up_s:
+            return False
+        if self._asked is None:
+            return True
+        generation, at = self._asked
+        return self._generation > generation or now - at > self.PATIENCE_S
+
+    def asked(self) -> None:
+        self._asked = (self._generation, time.monotonic())
+
+
+async def wav_frames(
+    files: tuple[Path, ...], *, speed: float, loop: bool, errors: list[str], turns: FloorTurns | None = None
+) -> AsyncIterator[bytes]:
     """The playlist's audio as 20 ms bus frames, `speed` times real time (0: as fast as read).
 
-    A file that cannot be read is reported (logged, and added to `errors`) and skipped.
+    A file that cannot be read is reported (logged, and added to `errors`) and skipped. With
+    `turns`, silence is sent until the floor is ours before each file, as a room would.
     """
     started, sent = time.monotonic(), 0
+
+    async def paced(frame: bytes) -> bytes:
+        nonlocal sent
+        if speed:
+            delay = started + sent * _FRAME_S / speed - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        elif sent % 50 == 0:
+            await asyncio.sleep(0)  # as fast as possible, yet the node still hears the bus
+        sent += 1
+        return frame
+
+    silence = bytes(BUS_FRAME_BYTES)
     while True:
         playable = 0
         for path in playlist(files):
@@ -49,15 +99,12 @@ async def wav_frames(files: tuple[Path, ...], *, speed: float, loop: bool, error
                 errors.append(str(error))
                 continue
             playable += 1
+            if turns is not None:
+                while not turns.ready():
+                    yield await paced(silence)
+                turns.asked()
             for frame in bus_frames(pcm):
-                if speed:
-                    delay = started + sent * _FRAME_S / speed - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                elif sent % 50 == 0:
-                    await asyncio.sleep(0)  # as fast as possible, yet the node still hears the bus
-                yield frame
-                sent += 1
+                yield await paced(frame)
         if not loop or not playable:
             return
 

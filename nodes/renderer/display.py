@@ -45,13 +45,21 @@ def use_dummy_drivers() -> None:
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 
+def display_mode(settings: RendererSettings) -> str:
+    """The settings' display, with "auto" decided: a window if there is a display to open one on."""
+    if settings.display != "auto":
+        return settings.display
+    return "window" if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") else "headless"
+
+
 def open_display(settings: RendererSettings) -> pygame.Surface:
     """The screen surface, as the settings ask (pygame.error if there is no display)."""
-    if settings.display == "headless":
+    mode = display_mode(settings)
+    if mode == "headless":
         use_dummy_drivers()
     pygame.display.init()
     pygame.font.init()
-    if settings.display == "fullscreen":
+    if mode == "fullscreen":
         size = pygame.display.get_desktop_sizes()[0]
         surface = pygame.display.set_mode(size, pygame.FULLSCREEN)
     else:
@@ -71,10 +79,15 @@ def draw_frame(screen: Screen, scene: Scene, now: float) -> None:
 class Display(threading.Thread):
     """Draws the current scene at up to `fps` frames a second until stopped."""
 
-    def __init__(self, settings: RendererSettings, scene: Callable[[], Scene]) -> None:
+    def __init__(
+        self, settings: RendererSettings, scene: Callable[[], Scene], shown: Callable[[str], None] = lambda turn: None
+    ) -> None:
         super().__init__(name="display", daemon=True)
         self.settings = settings
         self._scene = scene
+        self._shown = shown
+        """Called (on this thread) right after the first frame that shows a turn's answer."""
+        self._shown_turn: str | None = None
         self.ready = threading.Event()
         """Set once the screen is open (or could not be: see `error`)."""
         self.error: str | None = None
@@ -143,11 +156,14 @@ class Display(threading.Thread):
         while not self._stopping.is_set():
             started = time.perf_counter()
             requests = self._take_requests()
+            scene, now = self._scene(), time.monotonic()
             try:
-                draw_frame(screen, self._scene(), time.monotonic())
+                draw_frame(screen, scene, now)
             except Exception as error:  # one bad frame must not leave the screen frozen for the rest of the show
                 self._drawing_failed(error)
                 pygame.display.flip()
+            else:
+                self._report_answer(scene, now)
             for kind, argument, future in requests:
                 self._answer(surface, kind, argument, future)
             ended = time.perf_counter()
@@ -155,6 +171,15 @@ class Display(threading.Thread):
             while self._frames and self._frames[0][0] < ended - _STATS_S:
                 self._frames.popleft()
             clock.tick(fps)
+
+    def _report_answer(self, scene: Scene, now: float) -> None:
+        turn_id = scene.speech.turn_id if scene.speech is not None else None
+        if turn_id is None or turn_id == self._shown_turn or scene.blackout:
+            return
+        kind, text = scene.caption(now)
+        if kind == "answer" and text.strip():
+            self._shown_turn = turn_id
+            self._shown(turn_id)
 
     def _drawing_failed(self, error: Exception) -> None:
         problem = f"drawing failed: {type(error).__name__}: {error}"[:300]

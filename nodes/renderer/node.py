@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 
-from installation.messages import Message, RenderSaved, RenderSnapshot
+from installation.messages import Message, RenderSaved, RenderShown, RenderSnapshot
 from installation.messages.system import Detail
 from installation.moderation import Moderator
 from installation.node import Node
@@ -47,7 +48,12 @@ class RendererNode(Node):
             mask=Moderator(self.settings.bot.blocklist).mask, disclosure=disclosure,
             hold_s=settings.caption_hold_s, speech_delay_s=settings.speech_delay_ms / 1000,
         )  # fmt: skip
-        self.display = Display(settings, lambda: self.director.scene)
+        loop = asyncio.get_running_loop()
+
+        def shown(turn_id: str) -> None:  # on the drawing thread: the bus is the loop's
+            loop.call_soon_threadsafe(partial(self.bus.publish, RenderShown(), turn_id=turn_id))
+
+        self.display = Display(settings, lambda: self.director.scene, shown=shown)
         self.display.start()
         await asyncio.to_thread(self.display.ready.wait, _OPEN_TIMEOUT_S)
         self._refresh_status()

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import IO, Any
 
 FILE_NAME = "archive.sqlite"
-STAGES = ("speech_start", "speech_end", "asr_final", "bot_reply", "tts_start", "tts_audio", "tts_end")
+STAGES = ("speech_start", "speech_end", "asr_final", "bot_reply", "tts_start", "tts_audio", "answer_shown", "tts_end")
 """The times of a turn, in the order it passes them: the visitor starts and stops speaking,
-the recognizer's final text, the persona's reply, its first speech, first audio, and end."""
+the recognizer's final text, the persona's reply, its first speech, first audio, the first
+frame showing the answer, and the end of speech."""
 COLUMNS = (
     "turn_id", "created", "source", "cue", "question", "answer", "persona", "corpus_ids", "confidence",
     "fallback", "moderated", "overridden", "intervention", "cut", *STAGES, "tts_end_reason", "audio",
@@ -66,6 +67,10 @@ class Archive:
         self._db.execute("PRAGMA synchronous=FULL")  # a power cut, too, keeps what was committed
         self._db.execute("PRAGMA busy_timeout=5000")  # an export reading at the same moment
         self._db.executescript(_SCHEMA)
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(turns)")}
+        for stage in STAGES:
+            if stage not in known:  # an archive an older version wrote gains the newer stages
+                self._db.execute(f"ALTER TABLE turns ADD COLUMN {stage} REAL")
         self.writes = 0
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from installation.messages import (
     BotReply,
     Health,
     Message,
+    RenderShown,
     ShowAck,
     ShowCommand,
     SpeechEnded,
@@ -55,7 +56,7 @@ class ShowNode(Node):
     """Runs the show from its cue list, gives the floor, and archives every turn."""
 
     name = "show"
-    topics = ("show.command", "vad.", "asr.final", "bot.ask", "bot.reply", "tts.", "health.tts")
+    topics = ("show.command", "vad.", "asr.final", "bot.ask", "bot.reply", "tts.", "render.shown", "health.tts")
 
     def __init__(self, settings, **kwargs) -> None:
         if settings.show.keep_audio:
@@ -76,6 +77,9 @@ class ShowNode(Node):
         self._cue_shown: str | None = None
         self._heard: dict[str, str] = {}
         """source → the turn of its utterance under way, if it had the floor when it began."""
+        self._asked: set[str] = set()
+        self.turns_answered = 0
+        """Visitors' turns whose answer was spoken to its end and archived, since this start."""
         self.machine = await asyncio.to_thread(self._build_machine)
         try:
             self.archive = await asyncio.get_running_loop().run_in_executor(self._writer, Archive, show.data_dir)
@@ -136,7 +140,8 @@ class ShowNode(Node):
         return {"phase": machine.phase, "cue": machine.cue.id if machine.cue else None, "floor": machine.floor,
                 "paused": machine.paused, "muted": machine.muted, "blackout": machine.blackout,
                 "hours": machine.hours.describe(), "archive": str(archive.path) if archive else "(none)",
-                "archive_writes": archive.writes if archive else 0}  # fmt: skip
+                "archive_writes": archive.writes if archive else 0,
+                "turns_answered": self.turns_answered}  # fmt: skip
 
     # -- the bus ---------------------------------------------------------------------------
 
@@ -161,7 +166,10 @@ class ShowNode(Node):
             case AsrFinal(source=source, text=text) | Ask(source=source, text=text):
                 self._apply(machine.asked(source, now))
                 stage = "asr_final" if isinstance(message.payload, AsrFinal) else None
-                self._note(self._turn(message), wall, stage, source=source, cue=self._cue(), question=text)
+                turn_id = self._turn(message)
+                self._note(turn_id, wall, stage, source=source, cue=self._cue(), question=text)
+                if turn_id is not None:
+                    self._asked.add(turn_id)
             case BotReply() as reply:
                 turn_id = self._turn(message)
                 if turn_id is None:
@@ -188,9 +196,16 @@ class ShowNode(Node):
                 if turn_id is not None:
                     self._apply(machine.speaking_ended(turn_id, now))
                     self._note(turn_id, wall, "tts_end", tts_end_reason=reason)
+                    if turn_id in self._asked:  # counted once its row is written: the writer keeps order
+                        self._asked.discard(turn_id)
+                        self._write(self._answered)
                     self._audio_seen.discard(turn_id)
                     if self._turn_open == turn_id:
                         self._turn_open = None
+            case RenderShown():
+                turn_id = message.turn_id
+                if turn_id is not None:
+                    self._note(turn_id, wall, "answer_shown")
             case Health(node="tts", status=status) if time.time() - wall < _FRESH_BEATS * self.settings.bus.heartbeat_s:
                 self._apply(machine.speaker_seen(message.sid, now, stopping=status == "stopping"))
             case AudioFrame(source=source, index=index) if self._recorder is not None:
@@ -257,6 +272,9 @@ class ShowNode(Node):
         if action is None:
             return
         self._writer.submit(action, *args, **kwargs).add_done_callback(self._written)
+
+    def _answered(self) -> None:
+        self.turns_answered += 1
 
     def _written(self, future: Future) -> None:
         error = future.exception()

@@ -25,6 +25,7 @@ from installation.messages import (
     Payload,
     PushToTalk,
     RenderSaved,
+    RenderShown,
     RenderSnapshot,
     ShowAck,
     ShowCommand,
@@ -79,6 +80,7 @@ EXAMPLES: dict[type[Payload], Payload] = {
     ),  # fmt: skip
     RenderSnapshot: RenderSnapshot(path="/tmp/frame.png"),
     RenderSaved: RenderSaved(path="/tmp/frame.png", width=1920, height=1080, error="disk full"),
+    RenderShown: RenderShown(),
     Health: Health(
         node="asr",
         status="degraded",

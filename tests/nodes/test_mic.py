@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 from installation.audio import bus_frames, read_audio, to_bus_pcm
-from installation.messages import AudioFrame, Health, PushToTalk, SpeechEnded, SpeechStarted
+from installation.messages import AudioFrame, Health, PushToTalk, ShowState, SpeechEnded, SpeechStarted
 from installation.testing import Probe, settings_from
 from nodes.mic import MicNode
 from nodes.mic.vad import Endpointer, UtteranceEnded, UtteranceStarted
@@ -149,6 +149,24 @@ async def test_push_to_talk_opens_and_closes_on_the_button(environ, tmp_path):
         ended = await probe.expect(SpeechEnded)
         await _stop(task)
     assert ended.payload.reason == "released" and ended.turn_id == started.turn_id
+
+
+async def test_a_demo_audience_asks_only_when_the_show_gives_it_the_floor_anew(environ, tmp_path):
+    clip = _padded(CLIP, tmp_path)
+    settings = _mic_settings(environ, [clip, clip], WAV_WAIT_FOR_FLOOR="true", WAV_STEP_UP_S="0.2", WAV_SPEED="4")
+    async with Probe(settings, topics=("vad.", "health.mic")) as probe:
+        task = asyncio.create_task(MicNode(settings).run())
+        await probe.expect(Health, lambda h: h.node == "mic" and h.detail.get("input") == "recording")
+        await probe.silence(SpeechStarted, for_s=1.0)  # frames flow, but nobody speaks out of turn
+        probe.publish(ShowState(phase="interview", floor="kiosk"))
+        first = await probe.expect(SpeechStarted)
+        await probe.expect(SpeechEnded)
+        await probe.silence(SpeechStarted, for_s=1.0)  # the floor is still ours: the answer has not come
+        probe.publish(ShowState(phase="interview", floor=None))  # the persona speaks
+        probe.publish(ShowState(phase="interview", floor="kiosk"))  # and is done
+        second = await probe.expect(SpeechStarted)
+        await _stop(task)
+    assert first.turn_id != second.turn_id
 
 
 async def test_no_sound_card_is_an_error_in_health_not_a_crash(environ):

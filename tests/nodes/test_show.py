@@ -21,6 +21,7 @@ from installation.messages import (
     AudioFrame,
     BotReply,
     Health,
+    RenderShown,
     ShowAck,
     ShowCommand,
     ShowState,
@@ -137,6 +138,7 @@ async def _a_turn(probe: Probe, turn_id: str, *, question: str, skip: bool = Fal
         probe.publish(ShowCommand(command="skip", operator="test"))
         assert (await probe.expect(ShowAck)).payload.accepted
     probe.publish(TtsAudio(sample_rate_hz=22050), turn_id=turn_id, data=b"\0\0" * 882)
+    probe.publish(RenderShown(), turn_id=turn_id)
     probe.publish(TtsEnd(reason="skipped" if skip else "done"), turn_id=turn_id)
     await probe.expect(ShowState, lambda s: s.floor == "kiosk")
 
