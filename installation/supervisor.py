@@ -72,8 +72,9 @@ class Supervisor(Node):
         return [sys.executable, "-m", "installation", *command]
 
     async def run(self) -> None:
-        # The broker must be up before our own bus client can connect through it.
-        await self._spawn(self.children[0])
+        # Everything starts at once: each node (and our own bus client) waits for the broker.
+        for child in self.children:
+            await self._spawn(child)
         self._task = asyncio.current_task()
         try:
             await super().run()
@@ -94,10 +95,6 @@ class Supervisor(Node):
             self.finished = f"{answered} turns answered and archived"
             assert self._task is not None
             self._task.cancel()
-
-    async def start(self) -> None:
-        for child in self.children[1:]:
-            await self._spawn(child)
 
     def health_detail(self) -> Detail:
         detail: Detail = {}

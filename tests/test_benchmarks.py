@@ -89,3 +89,19 @@ def test_the_quick_render_benchmark_prints_its_figures_as_json():
     assert summary["frames"] == 120 and summary["size"] == "1920x1080"
     assert summary["avatar_drawn_fraction"] == 1.0 and summary["video_shown_fraction"] > 0.9  # each scene as meant
     assert isinstance(summary["avatar_target_met"], bool) and isinstance(summary["video_target_met"], bool)
+
+TURN_POSITIVE = ("turn_p50_ms", "turn_p95_ms", "asr_p50_ms", "bot_p50_ms", "tts_p50_ms", "screen_p50_ms",
+                 "shown_p50_ms", "cold_start_s", "total_rss_mb", "bus_round_trip_p50_ms")  # fmt: skip
+TURN_NODES = ("mic", "asr", "bot", "tts", "renderer", "show")
+
+
+@pytest.mark.timeout(300)
+def test_the_quick_turn_benchmark_prints_its_figures_as_json():
+    summary = _quick("turn.py", 280)  # the first run on a machine also makes the demo film
+    for key in TURN_POSITIVE:
+        assert summary[key] > 0, key
+    assert summary["turns"] >= 3 and summary["asr_engine"]
+    assert all(summary[f"rss_mb_{node}"] > 0 and summary[f"ready_s_{node}"] > 0 for node in TURN_NODES)
+    for key in ("turn_p50_target_met", "turn_p95_target_met", "cold_start_target_met"):
+        assert isinstance(summary[key], bool), key
+

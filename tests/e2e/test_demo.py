@@ -3,7 +3,6 @@ the natural-voice questions spoken into the mic node, answers spoken and shown o
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -12,8 +11,7 @@ import pygame
 import pytest
 
 from installation.messages import RenderSaved, RenderShown, RenderSnapshot
-from installation.testing import Probe, settings_from
-from nodes.show.archive import FILE_NAME, STAGES, read_turns
+from nodes.show.archive import STAGES
 
 # The demo's cue list, shortened: a moment of preshow, a film segment, then the interview.
 CUES = """
@@ -44,21 +42,16 @@ def _caption_pixels(png: Path) -> int:
 
 
 @pytest.mark.timeout(300)
-async def test_the_demo_answers_spoken_questions_on_screen_and_in_the_archive(environ, processes, tmp_path):
-    (tmp_path / "cues.toml").write_text(CUES)
-    env = {**environ, "LIKENESS_SHOW__CUES": str(tmp_path / "cues.toml"), "LIKENESS_SHOW__DATA_DIR": str(tmp_path),
-           "LIKENESS_RENDERER__DISPLAY": "headless", "LIKENESS_RENDERER__FILM_DIR": str(tmp_path / "film"),
-           "LIKENESS_TTS__SPEED": "4"}  # answers heard 4x faster: the turn's stages are the same  # fmt: skip
-    run = processes.start("run", "--demo", "--turns", "3", environ=env)
-    probe_env = {**env, "LIKENESS_BUS__CONNECT_TIMEOUT_S": "120"}  # the broker starts once the film is made
-    async with Probe(settings_from(probe_env), topics=("render.",)) as probe:
+async def test_the_demo_answers_spoken_questions_on_screen_and_in_the_archive(demo, tmp_path):
+    show = demo(cues=CUES, turns=3)  # answers heard 4x faster: the turn's stages are the same
+    async with show.probe("render.") as probe:
         shown = await probe.expect(RenderShown, timeout=240)
         probe.publish(RenderSnapshot(path=str(tmp_path / "answer.png")))
         saved = await probe.expect(RenderSaved)
     assert saved.payload.error is None and _caption_pixels(tmp_path / "answer.png") > 500
-    assert await asyncio.to_thread(run.wait, 240) == 0
+    assert await show.finished(240) == 0
 
-    turns = [t for t in read_turns(tmp_path / FILE_NAME) if t["source"] == "kiosk" and t["question"]]
+    turns = [t for t in show.archive().values() if t["source"] == "kiosk" and t["question"]]
     assert len(turns) >= 3
     first = turns[0]
     assert first["turn_id"] == shown.turn_id and "documentary" in first["question"]
