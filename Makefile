@@ -22,6 +22,7 @@ bench: setup
 	$(VENV)/bin/python benchmarks/bot.py
 	$(VENV)/bin/python benchmarks/render.py
 	$(VENV)/bin/python benchmarks/tts.py
+	$(VENV)/bin/python benchmarks/understanding.py
 	$(VENV)/bin/python benchmarks/turn.py
 
 lint: setup

@@ -93,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     asr = command("asr", _asr, "run the speech recognizer on audio files: one line of text per file")
     asr.add_argument("action", choices=["transcribe"])
     asr.add_argument("files", nargs="+", metavar="FILE")
-    asr.add_argument("--engine", choices=["auto", "vosk", "pocketsphinx"], help="default: asr.engine")
+    asr.add_argument(
+        "--engine", choices=["auto", "pocketsphinx", "vosk", "whisper", "hybrid"], help="default: asr.engine"
+    )
     asr.add_argument("--json", action="store_true", help="one JSON object per file, with words and timings")
     command("devices", _devices, "the sound devices that can record (for mic.device)")
     persona = command("persona", _persona, "import, ask and evaluate a persona pack; check questions' moderation")

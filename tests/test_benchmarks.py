@@ -90,6 +90,7 @@ def test_the_quick_render_benchmark_prints_its_figures_as_json():
     assert summary["avatar_drawn_fraction"] == 1.0 and summary["video_shown_fraction"] > 0.9  # each scene as meant
     assert isinstance(summary["avatar_target_met"], bool) and isinstance(summary["video_target_met"], bool)
 
+
 TURN_POSITIVE = ("turn_p50_ms", "turn_p95_ms", "asr_p50_ms", "bot_p50_ms", "tts_p50_ms", "screen_p50_ms",
                  "shown_p50_ms", "cold_start_s", "total_rss_mb", "bus_round_trip_p50_ms")  # fmt: skip
 TURN_NODES = ("mic", "asr", "bot", "tts", "renderer", "show")
@@ -105,3 +106,16 @@ def test_the_quick_turn_benchmark_prints_its_figures_as_json():
     for key in ("turn_p50_target_met", "turn_p95_target_met", "cold_start_target_met"):
         assert isinstance(summary[key], bool), key
 
+
+UNDERSTANDING_MODES = ("pocketsphinx", "whisper", "hybrid")
+
+
+@pytest.mark.timeout(240)
+def test_the_quick_understanding_benchmark_prints_its_figures_as_json():
+    summary = _quick("understanding.py", 220)
+    assert summary["questions"] == 2 and summary["typed_acc"] == 1.0
+    for mode in UNDERSTANDING_MODES:
+        assert 0 <= summary[f"{mode}_clean_acc"] <= 1 and 0 <= summary[f"{mode}_babble_acc"] <= 1, mode
+        assert summary[f"{mode}_gap_p50_ms"] > 0, mode
+    assert summary["hybrid_clean_acc"] == 1.0  # two clean questions in a natural voice: Whisper gets both
+    assert isinstance(summary["hybrid_target_met"], bool)

@@ -1,4 +1,4 @@
-"""The asr node: Vosk or PocketSphinx, one recognizer per audio source."""
+"""The asr node: Vosk, PocketSphinx, Whisper or a hybrid of them, one recognizer per audio source."""
 
 from collections.abc import Sequence
 

@@ -21,6 +21,8 @@ class Transcript:
     text: str
     confidence: float | None = None
     words: tuple[WordTiming, ...] = ()
+    engine: str | None = None
+    """The engine that heard it, where a composite (hybrid) engine has more than one."""
 
 
 class Recognizer(Protocol):
@@ -51,18 +53,24 @@ class PocketSphinxEngine:
 
     name = "pocketsphinx"
 
+    def __init__(self, *, captions_only: bool = False) -> None:
+        self.captions_only = captions_only
+
     def recognizer(self) -> Recognizer:
-        return _SphinxRecognizer()
+        return _SphinxRecognizer(captions_only=self.captions_only)
 
 
 _FILLER = re.compile(r"^(<s>|</s>|<sil>|\[.*\]|\+\+.*\+\+)$")
 
 
 class _SphinxRecognizer:
-    def __init__(self) -> None:
+    def __init__(self, *, captions_only: bool = False) -> None:
         from pocketsphinx import Decoder
 
-        self._decoder = Decoder(samprate=BUS_SAMPLE_RATE_HZ, loglevel="ERROR")
+        # Captions alone (hybrid, where Whisper writes the final) need the first pass only: the
+        # second passes cost ~100 ms at each utterance's end, just when the bot needs the cores.
+        second_passes = {"fwdflat": False, "bestpath": False} if captions_only else {}
+        self._decoder = Decoder(samprate=BUS_SAMPLE_RATE_HZ, loglevel="ERROR", **second_passes)
         self._frame_rate = int(self._decoder.config["frate"])
         self._open = False
         self._unseen = 0
@@ -178,12 +186,3 @@ class _VoskRecognizer:
     def cancel(self) -> None:
         self._recognizer.Reset()
         self._done, self._partial, self._unseen = [], "", 0
-
-
-def load_engine(choice: str, vosk_model: Path | None) -> Engine:
-    """The configured engine: `auto` takes Vosk when its model is installed, PocketSphinx otherwise."""
-    if choice == "vosk" or (choice == "auto" and vosk_model is not None):
-        if vosk_model is None:
-            raise FileNotFoundError('asr.engine is "vosk" but no Vosk model is installed (see `likeness models`)')
-        return VoskEngine(vosk_model)
-    return PocketSphinxEngine()

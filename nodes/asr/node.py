@@ -23,10 +23,10 @@ from installation.messages import (
     TtsStart,
 )
 from installation.messages.system import Detail
-from installation.models import resolve_vosk_model
 from installation.node import Node
 
-from .engines import Engine, Recognizer, Transcript, load_engine
+from .choice import load_engine_or_stand_in
+from .engines import Engine, Recognizer, Transcript
 
 _LOGGER = logging.getLogger(__name__)
 _RING_FRAMES = 150
@@ -94,10 +94,14 @@ class AsrNode(Node):
     topics = ("audio.in.", "vad.", "tts.start", "tts.end", "show.state")
 
     async def start(self) -> None:
-        asr = self.settings.asr
-        model = resolve_vosk_model(asr)
-        self.engine: Engine = await asyncio.to_thread(load_engine, asr.engine, model)
-        _LOGGER.info("asr: engine %s%s", self.engine.name, f" ({model})" if self.engine.name == "vosk" else "")
+        asr, mic = self.settings.asr, self.settings.mic
+        # The VAD closes an utterance after hangover_ms of silence: Whisper's early decode may miss that much.
+        settled_ms = mic.hangover_ms if mic.mode == "vad" else 0
+        self.engine: Engine
+        self.engine, why = await asyncio.to_thread(load_engine_or_stand_in, asr.engine, asr, settled_ms=settled_ms)
+        if why is not None:
+            self.status, self.error = "degraded", why
+        _LOGGER.info("asr: engine %s", _describe(self.engine))
         self._loop = asyncio.get_running_loop()
         self._rings: dict[str, deque[tuple[int, bytes]]] = {}
         self._workers: dict[str, SourceWorker] = {}
@@ -205,9 +209,17 @@ class AsrNode(Node):
             return
         self.finals += 1
         self.bus.publish(
-            AsrFinal(source=source, text=transcript.text, engine=self.engine.name,
+            AsrFinal(source=source, text=transcript.text, engine=transcript.engine or self.engine.name,
                      confidence=transcript.confidence, words=transcript.words),
             turn_id=utterance.turn_id,
         )  # fmt: skip
         _LOGGER.info("asr: %s said %r (%.1f s of audio, final decode %.0f ms)", source, transcript.text,
                      utterance.audio_s, decode_s * 1000)  # fmt: skip
+
+
+def _describe(engine: Engine) -> str:
+    """The engine and its models, for the log."""
+    parts = [getattr(engine, "streaming", None), getattr(engine, "whisper", None)]
+    inner = [part for part in parts if part is not None] or [engine]
+    models = [f"{part.name} {part.model_dir}" if hasattr(part, "model_dir") else part.name for part in inner]
+    return f"{engine.name} ({', '.join(models)})" if models != [engine.name] else engine.name

