@@ -309,7 +309,7 @@ def _asr(args: argparse.Namespace, rest: list[str]) -> None:
     from nodes.asr.transcribe import transcribe  # the CLI runs nodes' code like `likeness node` does
 
     try:
-        code = transcribe(args.files, settings.asr, engine=args.engine, as_json=args.json)
+        code = transcribe(args.files, settings.asr, engine=args.engine, as_json=args.json, persona=settings.bot.persona)
     except FileNotFoundError as error:
         _fail(f"asr: {error}")
     raise SystemExit(code)

@@ -61,6 +61,10 @@ class PersonaInfo(Strict):
     """The film's own names for things, and the plain words a visitor uses instead
     ("Tessellate" = "your company"): questions are matched in both."""
 
+    def names(self) -> str:
+        """The persona's and the film's own names, for a speech recognizer to spell as written here."""
+        return ", ".join([self.name, *self.glossary]) + "."
+
 
 class PackError(ValueError):
     """A persona pack that cannot be used; the message names the file, line and field."""

@@ -127,8 +127,8 @@ class AsrSettings(Section):
     """Decode the utterance in the background while the visitor speaks, so the final is
     ready soon after the VAD closes it."""
     whisper_prompt: str = Field(max_length=400)
-    """Names Whisper should expect, spelled as they should come out: the persona's and the
-    film's (its glossary). Empty: none."""
+    """Names Whisper should expect, spelled as they should come out. Empty: the persona's name
+    and its glossary's terms (the pack in bot.persona)."""
     models_dir: UserPath
     partials: bool
     tts_guard_ms: int = Field(ge=0, le=5000)

@@ -98,7 +98,9 @@ class AsrNode(Node):
         # The VAD closes an utterance after hangover_ms of silence: Whisper's early decode may miss that much.
         settled_ms = mic.hangover_ms if mic.mode == "vad" else 0
         self.engine: Engine
-        self.engine, why = await asyncio.to_thread(load_engine_or_stand_in, asr.engine, asr, settled_ms=settled_ms)
+        self.engine, why = await asyncio.to_thread(
+            load_engine_or_stand_in, asr.engine, asr, settled_ms=settled_ms, persona=self.settings.bot.persona
+        )
         if why is not None:
             self.status, self.error = "degraded", why
         _LOGGER.info("asr: engine %s", _describe(self.engine))

@@ -13,11 +13,18 @@ from installation.settings import AsrSettings
 from .choice import EngineUnavailable, load_engine
 
 
-def transcribe(files: list[str], settings: AsrSettings, *, engine: str | None = None, as_json: bool = False) -> int:
+def transcribe(
+    files: list[str],
+    settings: AsrSettings,
+    *,
+    engine: str | None = None,
+    as_json: bool = False,
+    persona: Path | None = None,
+) -> int:
     """One line per file, in order: its text (or a JSON object). Exit code 1 if a file failed, 2 if the
-    engine could not be loaded."""
+    engine could not be loaded. `persona`: the pack whose names Whisper expects."""
     try:
-        chosen = load_engine(engine or settings.engine, settings)
+        chosen = load_engine(engine or settings.engine, settings, persona=persona)
     except EngineUnavailable as error:
         print(f"likeness: asr: {error}", file=sys.stderr)
         return 2

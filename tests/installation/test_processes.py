@@ -57,6 +57,8 @@ async def test_the_supervisor_restarts_a_killed_node_with_backoff_and_shows_it(e
     processes.start("run", "--nodes", "state", environ=environ)
     async with Probe(settings) as probe:
         first = await probe.expect(Health, _ready("state"))
+        # The node may be up before the supervisor's own link to the bus, which carries its log.
+        await probe.expect(Health, lambda h: h.node == "supervisor")
         os.kill(first.payload.pid, signal.SIGKILL)
         log = await probe.expect(Log, lambda entry: "state exited with signal SIGKILL" in entry.message)
         assert "restarting in 0.2 s" in log.payload.message  # the first restart comes at once

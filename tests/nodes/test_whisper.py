@@ -181,6 +181,23 @@ def test_the_transcribe_command_runs_whisper_and_hybrid(environ, engine, tmp_pat
     assert all(line["engine"] == engine and 0 < line["confidence"] <= 1 for line in lines)
 
 
+@pytest.mark.timeout(120)
+def test_whisper_spells_the_names_of_the_persona_pack(environ, tmp_path):
+    """No names in asr.whisper_prompt: the persona's own, from its glossary, spelled as the pack spells them."""
+    demo = Path(__file__).parents[2] / "content" / "personas" / "ines-marlow" / "persona.toml"
+    (tmp_path / "persona.toml").write_text(demo.read_text().replace('"Tessellate" =', '"Tesselaight" ='))
+    question = next(q for q in _questions() if "tessellate" in q["text"])
+    command = [sys.executable, "-m", "installation", "asr", "transcribe", "--engine", "whisper",
+               str(QUESTIONS / question["file"])]  # fmt: skip
+    texts = []
+    for pack in (demo.parent, tmp_path):
+        env = {**os.environ, **environ, "LIKENESS_BOT__PERSONA": str(pack), "LIKENESS_ASR__WHISPER_PROMPT": ""}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=100)
+        assert done.returncode == 0, done.stderr
+        texts.append(done.stdout.strip())
+    assert texts == [question["text"], question["text"].replace("tessellate", "tesselaight")]
+
+
 def test_the_transcribe_command_says_why_whisper_cannot_load(environ, tmp_path):
     command = [sys.executable, "-m", "installation", "asr", "transcribe", "--engine", "whisper",
                str(QUESTIONS / _questions()[0]["file"])]  # fmt: skip
