@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -18,16 +19,14 @@ from pathlib import Path
 
 import sdnotify
 
-from . import audio, curve, models, operator_tools
-from .broker import Broker
+# Every node process starts here (`likeness node NAME`): what only some commands need is imported
+# in those commands, so that no process pays for the others at start-up.
+from . import curve, models
 from .bus import BusTimeout
 from .logs import setup_logging
 from .messages import COMMANDS
-from .moderation import Moderator
-from .moderation.review import review
 from .node import _serve, settings_or_exit
 from .settings import DEFAULT_FILE, ConfigError, Settings, load_settings
-from .supervisor import Supervisor
 
 _LOGGER = logging.getLogger(__name__)
 CHECKOUT = DEFAULT_FILE.parent.parent
@@ -142,6 +141,17 @@ def node_main(name: str, settings: Settings) -> Callable[[Sequence[str]], None]:
     return module.main
 
 
+def _check_node(name: str, settings: Settings) -> None:
+    """Fail if node NAME has no module; found, not imported: each node imports its own, in its process."""
+    module_name = settings.nodes.modules.get(name, f"nodes.{name}")
+    try:
+        found = importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:  # a package on the way is missing
+        found = False
+    if not found:
+        _fail(f"unknown node {name!r}: no module {module_name} (site nodes are listed in [nodes.modules])", 2)
+
+
 def _node(args: argparse.Namespace, rest: list[str]) -> None:
     settings = settings_or_exit(args.config)
     main = node_main(args.name, settings)
@@ -149,6 +159,8 @@ def _node(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def _run(args: argparse.Namespace, rest: list[str]) -> None:
+    from .supervisor import Supervisor
+
     if args.demo and not args.config:
         args.config = str(CHECKOUT / "config" / "demo.toml")
     if args.turns is not None and args.turns < 1:
@@ -156,7 +168,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> None:
     settings = _settings(args, "supervisor")
     names = [n for n in args.nodes.split(",") if n] if args.nodes is not None else list(settings.nodes.enabled)
     for name in names:
-        node_main(name, settings)  # an unknown name fails now, not in a restart loop
+        _check_node(name, settings)  # an unknown name fails now, not in a restart loop
     if args.turns is not None and "show" not in names:
         _fail("run: --turns counts the turns the show archives, and the show node is not among the nodes", 2)
     if args.demo:
@@ -175,6 +187,9 @@ def _make_demo_film(settings: Settings) -> None:
         _LOGGER.warning("demo: no %s; the screenings show the avatar instead of the film", script)
         return
     directory = settings.renderer.film_dir
+    if _film_looks_current(script.with_name("freshness.py"), directory):
+        _LOGGER.info("demo: the film is ready in %s", directory)
+        return
     done = subprocess.run([sys.executable, str(script), "--out", str(directory), "--log-level", "warning"],
                           capture_output=True, text=True)  # fmt: skip
     if done.returncode != 0:
@@ -184,7 +199,23 @@ def _make_demo_film(settings: Settings) -> None:
         _LOGGER.info("demo: the film is ready in %s", directory)
 
 
+def _film_looks_current(freshness: Path, directory: Path) -> bool:
+    """make_film.py's own glance at the film's age, loaded from its file: no PyAV, no pygame."""
+    spec = importlib.util.spec_from_file_location("demo_film_freshness", freshness)
+    if spec is None or spec.loader is None:
+        return False
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        return bool(module.looks_current(directory))
+    except Exception:  # an old or broken checkout: make_film.py decides, as before
+        _LOGGER.debug("demo: cannot glance at the film's age", exc_info=True)
+        return False
+
+
 def _bus(args: argparse.Namespace, rest: list[str]) -> None:
+    from .broker import Broker
+
     settings = _settings(args, "bus")
     try:
         broker = Broker(settings.bus)
@@ -202,6 +233,8 @@ def _bus(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def _status(args: argparse.Namespace, rest: list[str]) -> None:
+    from . import operator_tools
+
     settings = _settings(args, "status")
     try:
         rows = asyncio.run(operator_tools.status(settings, wait_s=args.wait))
@@ -215,6 +248,8 @@ def _status(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def _tap(args: argparse.Namespace, rest: list[str]) -> None:
+    from . import operator_tools
+
     settings = _settings(args, "tap")
     try:
         asyncio.run(operator_tools.tap(settings, args.prefix, count=args.count, seconds=args.seconds))
@@ -225,6 +260,8 @@ def _tap(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def _send(args: argparse.Namespace, rest: list[str]) -> None:
+    from . import operator_tools
+
     settings = _settings(args, "cli")
     try:
         payload = operator_tools.payload_for(args.topic, args.json)
@@ -321,6 +358,9 @@ def _persona(args: argparse.Namespace, rest: list[str]) -> None:
     from nodes.bot.importer import import_sources
     from nodes.bot.persona import PackError
 
+    from .moderation import Moderator
+    from .moderation.review import review
+
     pack = args.persona or settings.bot.persona
     if any(word.startswith("-") for word in rest):
         _fail(f"persona: unrecognized arguments: {' '.join(rest)}", 2)
@@ -376,6 +416,8 @@ def _archive(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def _devices(args: argparse.Namespace, rest: list[str]) -> None:
+    from . import audio
+
     _settings(args, "devices")
     try:
         devices = audio.input_devices()

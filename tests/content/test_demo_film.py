@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import av
 import numpy as np
 import pytest
 
+from content.demo.film import freshness
 from content.demo.film import make_film as film
 from content.demo.film.narration import caption_pieces
 from content.demo.film.painting import FAKE_LAG_S
@@ -188,7 +191,7 @@ def test_cards_then_the_avatar_with_captions_that_follow_the_narration(script, d
 
 
 def test_a_made_film_is_kept_by_the_script_run_by_path(made):
-    before = {path: path.stat().st_mtime_ns for path in made}
+    before = {path: (path.stat().st_ino, path.read_bytes()) for path in made}
     run = subprocess.run(  # from elsewhere than the checkout: the script finds its own way
         [sys.executable, str(MAKE_FILM), "--out", "."], cwd=made[0].parent, capture_output=True, text=True, timeout=60
     )
@@ -196,7 +199,8 @@ def test_a_made_film_is_kept_by_the_script_run_by_path(made):
     summary = json.loads(run.stdout.splitlines()[-1])
     assert (summary["made"], summary["kept"]) == (0, len(made))
     assert summary["bytes"] < 3_000_000 and summary["film_s"] > 60
-    assert {path: path.stat().st_mtime_ns for path in made} == before
+    assert {path: (path.stat().st_ino, path.read_bytes()) for path in made} == before  # not written again
+    assert all(freshness.looks_current(path.parent) for path in made)  # touched: the next start only glances
 
 
 def test_a_broken_or_outdated_segment_is_made_again_and_the_others_kept(tmp_path):
@@ -204,16 +208,35 @@ def test_a_broken_or_outdated_segment_is_made_again_and_the_others_kept(tmp_path
     small.write_text(SMALL_FILM)
     out = tmp_path / "out"
     first, second = film.make_film(out, script=small)
-    kept = second.stat().st_mtime_ns
+    kept = second.read_bytes()
     first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])  # as if cut off while being copied
     assert film.stamp_of(first) is None
 
     assert film.make_film(out, script=small) == [first, second]
-    assert film.stamp_of(first) is not None and second.stat().st_mtime_ns == kept
+    assert film.stamp_of(first) is not None and second.read_bytes() == kept
     small.write_text(SMALL_FILM.replace("Hello there.", "Hello again."))  # a new version of the second segment
     film.make_film(out, script=small)
-    assert second.stat().st_mtime_ns != kept
+    assert second.read_bytes() != kept
     assert sorted(path.name for path in out.iterdir()) == ["a.mp4", "b.mp4"]  # no leftovers
+
+
+def test_a_glance_tells_a_current_film_from_one_to_look_at_again(tmp_path):
+    small = tmp_path / "film.toml"
+    small.write_text(SMALL_FILM)
+    out = tmp_path / "out"
+    assert not freshness.looks_current(out, small)  # not made yet
+    segments = film.make_film(out, script=small)
+    assert freshness.looks_current(out, small)
+    made = {path: path.read_bytes() for path in segments}
+    long_ago = time.time() - 100
+    for path in segments:
+        os.utime(path, (long_ago, long_ago))
+    assert not freshness.looks_current(out, small)  # the script is newer (as after a checkout)
+    film.make_film(out, script=small)  # the stamps match: nothing is made, the segments are touched
+    assert {path: path.read_bytes() for path in segments} == made
+    assert freshness.looks_current(out, small)
+    segments[0].unlink()
+    assert not freshness.looks_current(out, small)
 
 
 SMALL_FILM = """

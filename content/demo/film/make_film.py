@@ -9,12 +9,14 @@ script, film.toml, the persona's voice and the code that draws and speaks); a se
 stamp is current is kept, so a second run costs a glance at each file. Run it with
 ``python content/demo/film/make_film.py [--out DIR] [--force]`` or, from the checkout,
 ``python -m content.demo.film.make_film``; it prints a JSON line with what it made and how long
-that took. `likeness run --demo` calls `ensure_demo_film` before the show starts.
+that took. `likeness run --demo` runs it before the show starts, unless freshness.py finds
+every segment newer than all that makes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -38,16 +40,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from installation.logs import setup_logging  # noqa: E402
 from installation.persona import ID_PATTERN, PackError, Voice, first_error, load_persona_info  # noqa: E402
 from installation.tomlfile import read_toml  # noqa: E402
-from nodes.renderer import avatar, captions  # noqa: E402
-from nodes.tts import engines, playback, text  # noqa: E402
+from nodes.tts import engines  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 if __package__:
+    from .freshness import SOURCES
     from .narration import AUDIO_RATE_HZ, Narration, narrate
     from .painting import Painter
 else:  # run by path (this directory comes first on sys.path) or loaded from its file (likeness run --demo)
     if str(HERE) not in sys.path:
         sys.path.insert(0, str(HERE))
+    from freshness import SOURCES  # type: ignore[no-redef]
     from narration import AUDIO_RATE_HZ, Narration, narrate  # type: ignore[no-redef]
     from painting import Painter  # type: ignore[no-redef]
 
@@ -62,9 +65,6 @@ LEAD_S = 0.6
 TAIL_S = 0.4
 _X264 = {"preset": "superfast", "crf": "26"}
 _AUDIO_BLOCK = 1024  # the AAC encoder's frame size
-_SOURCES = (Path(__file__), HERE / "narration.py", HERE / "painting.py", Path(avatar.__file__),
-            Path(captions.__file__), Path(engines.__file__), Path(text.__file__), Path(playback.__file__))  # fmt: skip
-"""The code whose changes change the film."""
 
 _LOGGER = logging.getLogger("content.demo.film")
 
@@ -186,6 +186,7 @@ def _make(out_dir: Path, script_path: Path, *, force: bool) -> list[Made]:
         path = out_dir / segment.file
         stamp = _stamp(script, segment, persona.voice)
         if not force and stamp_of(path) == stamp:
+            _touch(path)  # newer than its sources again: the next start's glance (freshness.py) suffices
             done.append(Made(path, made=False))
             continue
         if engine is None:  # only when something is to be made: a run that keeps all never starts eSpeak
@@ -203,6 +204,11 @@ def _make(out_dir: Path, script_path: Path, *, force: bool) -> list[Made]:
     return done
 
 
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only film still plays; its stamps are read at every start
+        os.utime(path)
+
+
 def stamp_of(path: Path) -> str | None:
     """The stamp in a segment file, or None for a missing, broken or foreign file."""
     try:
@@ -214,7 +220,7 @@ def stamp_of(path: Path) -> str | None:
 
 def _stamp(script: FilmScript, segment: Segment, voice: Voice) -> str:
     digest = hashlib.sha256()
-    for source in _SOURCES:
+    for source in SOURCES:
         digest.update(source.read_bytes())
     digest.update(script.model_dump_json(exclude={"segment"}).encode())
     digest.update(segment.model_dump_json().encode())
