@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass
 
 from installation.messages import Ask, AsrFinal, BotDraft, BotOverride, BotReply, Message, ShowState
@@ -21,17 +22,22 @@ from .backends import BackendError, backend_from_settings
 from .generative import GenerativeResponder
 from .persona import Persona, load_persona
 from .responder import Answer, Conversation, Responder
-from .retrieval import Retriever, read_off_topic
+from .retrieval import Encoder, Retriever, read_off_topic
 
 _LOGGER = logging.getLogger(__name__)
 _GENERATIVE = "generative voice"
 
 
-def build_responder(persona: Persona, settings: BotSettings) -> Responder:
-    """The persona's responder, with the sentence encoder loaded and the corpus indexed."""
-    from .embedding import SentenceEncoder  # a few seconds to load: only where answers are made
+def build_responder(persona: Persona, settings: BotSettings, encoder: Encoder | None = None) -> Responder:
+    """The persona's responder, with the sentence encoder (MiniLM unless given one) loaded and the corpus indexed."""
+    if encoder is None:
+        from .embedding import load_sentence_encoder  # imported only where answers are made
 
-    retriever = Retriever(persona, SentenceEncoder(), off_topic=read_off_topic(settings.off_topic))
+        started = time.perf_counter()
+        encoder = load_sentence_encoder()
+        _LOGGER.info("bot: sentence encoder %s on %s, loaded in %.2f s", encoder.name, encoder.runtime,
+                     time.perf_counter() - started)  # fmt: skip
+    retriever = Retriever(persona, encoder, off_topic=read_off_topic(settings.off_topic))
     return Responder(persona, retriever, Moderator(settings.blocklist), threshold=settings.threshold)
 
 
@@ -91,6 +97,8 @@ class BotNode(Node):
             return {}
         detail: Detail = {"persona": self.persona.info.id, "answered": self.answered, "fallbacks": self.fallbacks,
                           "deflected": self.deflected, "held": len(self.held)}  # fmt: skip
+        if hasattr(self, "responder"):
+            detail["encoder"] = getattr(self.responder.retriever.encoder, "runtime", "")
         generative = self.generative
         if generative is not None:
             stats = generative.stats

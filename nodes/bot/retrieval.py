@@ -52,17 +52,19 @@ class Retriever:
     def __init__(self, persona: Persona, encoder: Encoder, off_topic: Sequence[str] = ()) -> None:
         self.persona = persona
         self.entries = persona.entries
-        self._encoder = encoder
+        self.encoder = encoder
         self._off_topic_texts = tuple(off_topic)
         documents = [f"{e.question or ''} {e.text}" for e in self.entries]
         self._bm25 = bm25s.BM25()
         self._bm25.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
         questions, plain, answers, off_topic_vectors = self._embeddings()
-        # One matrix, one product per question: each entry's question and answer side by side,
-        # and apart only the few questions the glossary rewords.
-        self._views = np.concatenate([questions, answers]).astype(np.float32)
+        # An entry's meaning score, (q·question + w q·answer) / (1 + w), is linear in the query q, so its two
+        # vectors fold into one: one product per question, over half the memory (a question's time goes to
+        # reading the matrix). Where the glossary rewords a question, the better of its two forms counts:
+        # max(q·Q, q·P) + w q·A = max(q·(Q + w A), q·(P + w A)).
+        self._semantic = _blend(questions, answers)
         self._reworded = np.flatnonzero(np.any(plain != questions, axis=1))
-        self._plain = plain[self._reworded].astype(np.float32)
+        self._reworded_semantic = _blend(plain[self._reworded], answers[self._reworded])
         overlap = off_topic_vectors @ questions.T if len(off_topic_vectors) else np.zeros((0, 1))
         self._off_topic = off_topic_vectors[overlap.max(axis=1, initial=0) < OFF_TOPIC_OVERLAP].astype(np.float32)
 
@@ -70,21 +72,21 @@ class Retriever:
         """Corpus (and off-topic example) embeddings, computed once and cached next to the corpus."""
         corpus = self.persona.directory / "corpus.jsonl"
         glossary = self.persona.info.glossary
-        key = b"\0".join([corpus.read_bytes(), self._encoder.name.encode(), repr(sorted(glossary.items())).encode(),
+        key = b"\0".join([corpus.read_bytes(), self.encoder.name.encode(), repr(sorted(glossary.items())).encode(),
                           "\n".join(self._off_topic_texts).encode()])  # fmt: skip
         cache = corpus.with_name(f".corpus-{hashlib.sha256(key).hexdigest()[:16]}.npz")
         if cache.exists():
             with np.load(cache) as saved:
                 return saved["questions"], saved["plain"], saved["answers"], saved["off_topic"]
         questions = [e.question or e.text for e in self.entries]
-        embedded = self._encoder.encode(questions)
+        embedded = self.encoder.encode(questions)
         plain = embedded.copy()
         reworded = [(i, _plain(q, glossary)) for i, q in enumerate(questions) if _plain(q, glossary) != q]
         if reworded:  # only the questions the glossary changes are encoded twice
             rows, texts = zip(*reworded, strict=True)
-            plain[list(rows)] = self._encoder.encode(list(texts))
-        answers = self._encoder.encode([e.text for e in self.entries])
-        off_topic = (self._encoder.encode(list(self._off_topic_texts)) if self._off_topic_texts
+            plain[list(rows)] = self.encoder.encode(list(texts))
+        answers = self.encoder.encode([e.text for e in self.entries])
+        off_topic = (self.encoder.encode(list(self._off_topic_texts)) if self._off_topic_texts
                      else np.zeros((0, embedded.shape[1]), dtype=np.float32))  # fmt: skip
         try:
             for stale in corpus.parent.glob(".corpus-*.npz"):
@@ -99,12 +101,11 @@ class Retriever:
 
     def search(self, question: str, k: int = 5) -> tuple[list[Hit], float]:
         """The best `k` entries, and how close the question comes to a generic off-topic one."""
-        query = self._encoder.encode([question])[0]
+        query = self.encoder.encode([question])[0]
         off_topic = float((self._off_topic @ query).max(initial=0.0))
-        questions, answers = (self._views @ query).reshape(2, len(self.entries))
+        semantic = self._semantic @ query
         if len(self._reworded):
-            questions[self._reworded] = np.maximum(questions[self._reworded], self._plain @ query)
-        semantic = (questions + ANSWER_WEIGHT * answers) / (1 + ANSWER_WEIGHT)
+            semantic[self._reworded] = np.maximum(semantic[self._reworded], self._reworded_semantic @ query)
         lexical = self._lexical(question)
         # BM25 boosts what the meaning already supports; alone it would rescue a stray shared word.
         score = semantic * (1 - LEXICAL_WEIGHT + LEXICAL_WEIGHT * lexical)
@@ -131,6 +132,13 @@ def read_off_topic(path: Path) -> list[str]:
         _LOGGER.warning("bot: no off-topic examples (%s); only the threshold keeps off-topic answers out", error)
         return []
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _blend(questions: np.ndarray, answers: np.ndarray) -> np.ndarray:
+    """Question and answer vectors weighted into one per entry, summed in float64 so that its rounding
+    stays below float32's."""
+    blended = (questions.astype(np.float64) + ANSWER_WEIGHT * answers) / (1 + ANSWER_WEIGHT)
+    return np.ascontiguousarray(blended, dtype=np.float32)
 
 
 def _plain(text: str, glossary: dict[str, str]) -> str:

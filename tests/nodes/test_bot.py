@@ -99,7 +99,8 @@ async def test_the_bot_node_answers_on_the_bus_and_the_operator_can_veto_or_repl
     async with Probe(settings, topics=("bot.reply", "bot.draft", "health.bot")) as probe:
         task = asyncio.create_task(BotNode(settings).run())
         try:
-            await probe.expect(Health, lambda h: h.node == "bot" and h.status == "ready", timeout=60)
+            ready = await probe.expect(Health, lambda h: h.node == "bot" and h.status == "ready", timeout=60)
+            assert ready.payload.detail["encoder"].startswith("onnxruntime ")  # the operator sees the fast one runs
             probe.publish(AsrFinal(source="kiosk", text="where did you grow up", engine="test"), turn_id="t-1")
             draft = await probe.expect(BotDraft)
             reply = await probe.expect(BotReply)  # nobody objected within the hold
