@@ -6,6 +6,7 @@ Run from the repository root:
     python benchmarks/understanding.py --quick        # 2 questions per run (smoke test)
     python benchmarks/understanding.py --modes hybrid --conditions babble
     python benchmarks/understanding.py --modes hybrid --asr whisper_early=false   # an [asr] setting changed
+    python benchmarks/understanding.py --conditions babble --mic-profile foyer     # the old foyer VAD
 
 The 30 natural-voice questions of content/demo/understanding (Piper's joe voice, each with the
 corpus id of the answer it should get; made by make_understanding.py) are played by `likeness node
@@ -26,10 +27,13 @@ envelope's mono (time.monotonic() at the mic, comparable across processes of one
 recognition gap stops at the asr.final.
 The typed baseline asks the bot each question's text (bot.ask) over the same bus.
 
-In babble the mic's default VAD never closes an utterance (webrtcvad hears the crowd as voice and
-the tail gate sits 35 dB below the voice, under the crowd): the babble runs use the foyer profile
-FOYER_MIC below, which closed exactly one utterance for 28 of the 30 questions. Modes: pocketsphinx,
-vosk (only with an English Vosk model installed, or --vosk-model), whisper and hybrid.
+The mic runs with its default settings (--mic-profile default): webrtcvad, the tail gate and the
+gate over the room's noise floor (mic.floor_gate_db / floor_hold_db), which close each question in
+the crowd. --mic-profile foyer runs every run with FOYER_MIC below instead, the profile the babble
+runs needed before the floor gate (webrtcvad hears a crowd as voice, and the crowd stands well
+within the tail gate's 35 dB, so without the floor gate no utterance closes in babble); it splits
+clean questions. Modes: pocketsphinx, vosk (only with an English Vosk model installed, or
+--vosk-model), whisper and hybrid.
 
 The table comes first; the last line printed is one JSON object.
 """
@@ -63,8 +67,10 @@ MODES = ("pocketsphinx", "vosk", "whisper", "hybrid")
 CONDITIONS = ("clean", "babble")
 SNR_DB = 10.0
 RATE = 16_000
-FOYER_MIC = {"MIC__VAD_AGGRESSIVENESS": "3", "MIC__TAIL_GATE_DB": "15", "MIC__HANGOVER_MS": "300"}
-"""Voice must stand 15 dB above the quiet between words, not 35: a crowd at 10 dB SNR is silence."""
+FOYER_MIC = {"MIC__VAD_AGGRESSIVENESS": "3", "MIC__TAIL_GATE_DB": "15", "MIC__HANGOVER_MS": "300",
+             "MIC__FLOOR_GATE_DB": "0"}  # fmt: skip
+"""Voice must stand within 15 dB of the utterance's loudest, not 35: a crowd at 10 dB SNR is silence."""
+MIC_PROFILES = {"default": {}, "foyer": FOYER_MIC}
 TARGET_CLEAN = 0.80
 TARGET_BABBLE = 0.75
 TARGET_GAP_P50_MS = 700.0
@@ -199,8 +205,9 @@ async def _typed(probe, questions: list[_Question]) -> int:
     return right
 
 
-async def _bench(questions: list[_Question], rows: list[dict], plans: list[tuple[str, str]], *,
-                 vosk_model: str, asr: dict[str, str], log_path: Path) -> tuple[int, list[_Run]]:  # fmt: skip
+async def _bench(questions: list[_Question], rows: list[dict], plans: list[tuple[str, str]], *, vosk_model: str,
+                 asr: dict[str, str], mic_settings: dict[str, str],
+                 log_path: Path) -> tuple[int, list[_Run]]:  # fmt: skip
     from installation.messages import Health
     from installation.testing import Probe, Processes, private_environ, settings_from
 
@@ -223,7 +230,7 @@ async def _bench(questions: list[_Question], rows: list[dict], plans: list[tuple
                 for mode, condition in plans:
                     source = f"{mode}-{condition}"
                     files = babble_files if condition == "babble" else clean_files
-                    environ = {**base, **(_prefixed(FOYER_MIC) if condition == "babble" else {}),
+                    environ = {**base, **_prefixed(mic_settings),
                                **_prefixed({"ASR__ENGINE": mode, "MIC__INPUT": "wav", "MIC__WAV_SPEED": "1",
                                             "MIC__WAV_LOOP": "false", "MIC__MODE": "vad", "MIC__SOURCE": source,
                                             "MIC__WAV_FILES": json.dumps([str(f) for f in files])})}  # fmt: skip
@@ -293,10 +300,11 @@ def _figures(questions: list[_Question], run: _Run) -> dict[str, Any]:
 
 def _print_table(questions: list[_Question], results: dict[tuple[str, str], dict[str, Any]]) -> None:
     print()
-    print(f"{'mode':<13}{'sound':<8}{'right':>7}{'WER':>7}{'utter.':>7}{'asr p50':>9}{'gap p50':>9}{'gap p95':>9}")
+    print(f"{'mode':<13}{'sound':<8}{'right':>7}{'WER':>7}{'utter.':>7}{'split':>6}{'asr p50':>9}{'gap p50':>9}"
+          f"{'gap p95':>9}")  # fmt: skip
     for (mode, condition), f in results.items():
         print(f"{mode:<13}{condition:<8}{f['right']:>4}/{len(questions):<2}{f['wer']:>7.1%}{f['utterances']:>7}"
-              f"{f['asr_p50_ms']:>9.0f}{f['gap_p50_ms']:>9.0f}{f['gap_p95_ms']:>9.0f}")  # fmt: skip
+              f"{f['split']:>6}{f['asr_p50_ms']:>9.0f}{f['gap_p50_ms']:>9.0f}{f['gap_p95_ms']:>9.0f}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
     parser.add_argument("--vosk-model", default="vosk-en-small", help="an English Vosk model (name or path)")
     parser.add_argument("--asr", nargs="+", default=[], metavar="KEY=VALUE", help="[asr] settings for every run")
+    parser.add_argument("--mic-profile", choices=MIC_PROFILES, default="default",
+                        help="the mic's VAD settings for every run: its defaults, or FOYER_MIC")  # fmt: skip
     parser.add_argument("--log", metavar="FILE", help="keep the broker's and nodes' log here")
     args = parser.parse_args(argv)
     if not all("=" in item for item in args.asr):
@@ -332,11 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     print(f"understanding benchmark: {len(questions)} question(s) x {len(plans)} run(s) "
           f"({(questions[-1].first_frame + questions[-1].frames) / 50:.0f} s of audio each, in real time); "
-          f"{os.cpu_count()} CPU(s), load average {load_start:.2f}"
+          f"{os.cpu_count()} CPU(s), load average {load_start:.2f}; mic profile {args.mic_profile}"
           + (f"; asr settings {asr}" if asr else ""), flush=True)  # fmt: skip
     log_path = Path(args.log) if args.log else Path(tempfile.mkstemp(prefix="lk-understanding-", suffix=".log")[1])
     try:
-        bench = _bench(questions, rows, plans, vosk_model=args.vosk_model, asr=asr, log_path=log_path)
+        bench = _bench(questions, rows, plans, vosk_model=args.vosk_model, asr=asr,
+                       mic_settings=MIC_PROFILES[args.mic_profile], log_path=log_path)  # fmt: skip
         typed, runs = asyncio.run(bench)
     except BaseException:
         print(f"the run failed; the processes' log: {log_path}", file=sys.stderr)
@@ -348,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {(run.mode, run.condition): _figures(questions, run) for run in runs}
     _print_table(questions, results)
     print(f"typed (the question's own words): {typed}/{len(questions)} right")
-    summary: dict[str, Any] = {"questions": len(questions), "typed_acc": round(typed / len(questions), 4)}
+    summary: dict[str, Any] = {"questions": len(questions), "mic_profile": args.mic_profile,
+                               "typed_acc": round(typed / len(questions), 4)}  # fmt: skip
     for mode in modes:
         gaps: list[float] = []
         for condition in args.conditions:
@@ -357,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             summary[f"{mode}_{condition}_acc"] = round(f["acc"], 4)
             summary[f"{mode}_{condition}_wer"] = round(f["wer"], 4)
             summary[f"{mode}_{condition}_gap_p50_ms"] = round(f["gap_p50_ms"], 1)
+            summary[f"{mode}_{condition}_gap_p95_ms"] = round(f["gap_p95_ms"], 1)
             summary[f"{mode}_{condition}_asr_p50_ms"] = round(f["asr_p50_ms"], 1)
             summary[f"{mode}_{condition}_split"] = f["split"]
         p50, p95 = _quantiles(gaps)

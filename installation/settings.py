@@ -99,6 +99,13 @@ class MicSettings(Section):
     tail_gate_db: float = Field(ge=0, le=90)
     """Audio this many dB below the utterance's loudest counts as silence (0: off): webrtcvad
     alone hears a fading last syllable as speech for 100-200 ms more."""
+    floor_gate_db: float = Field(ge=0, le=60)
+    """Voice must stand this many dB above the room's noise floor to open an utterance (0: no
+    floor gate): webrtcvad alone hears a crowd as speech. The level of the last 200 ms is held
+    against the quietest 100 ms of the last 2.5 s."""
+    floor_hold_db: float = Field(ge=0, le=60)
+    """Voice must stand this many dB above the noise floor to keep an utterance open (at most
+    floor_gate_db): lower, as a visitor's soft syllables sink nearly as low as a crowd's swells reach."""
     max_utterance_s: float = Field(gt=1, le=300)
     retry_s: float = Field(gt=0)
     """How often a missing sound device is looked for again."""

@@ -115,6 +115,7 @@ UNDERSTANDING_MODES = ("pocketsphinx", "whisper", "hybrid")
 def test_the_quick_understanding_benchmark_prints_its_figures_as_json():
     summary = _quick("understanding.py", 220)
     assert summary["questions"] == 2 and summary["typed_acc"] == 1.0
+    assert summary["mic_profile"] == "default"  # the mic's own settings, crowd or not
     for mode in UNDERSTANDING_MODES:
         assert 0 <= summary[f"{mode}_clean_acc"] <= 1 and 0 <= summary[f"{mode}_babble_acc"] <= 1, mode
         assert summary[f"{mode}_gap_p50_ms"] > 0, mode

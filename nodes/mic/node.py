@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator
 
@@ -35,11 +36,7 @@ class MicNode(Node):
     async def start(self) -> None:
         mic = self.settings.mic
         self.source = mic.source
-        self.endpointer = Endpointer(
-            aggressiveness=mic.vad_aggressiveness, speech_start_ms=mic.speech_start_ms,
-            hangover_ms=mic.hangover_ms, pre_roll_ms=mic.pre_roll_ms, max_utterance_s=mic.max_utterance_s,
-            tail_gate_db=mic.tail_gate_db,
-        )  # fmt: skip
+        self.endpointer = Endpointer.for_settings(mic)
         self.index = 0
         self.turn_id: str | None = None
         self.level = SILENCE_DBFS
@@ -56,7 +53,9 @@ class MicNode(Node):
             self._end_utterance("stopped")
 
     def health_detail(self) -> Detail:
+        floor = self.endpointer.floor_dbfs
         return {"source": self.source, "input": self.input_state, "level_dbfs": round(self.level, 1),
+                "floor_dbfs": round(floor, 1) if floor is not None and math.isfinite(floor) else None,
                 "utterances": self.utterances, "mode": self.settings.mic.mode}  # fmt: skip
 
     async def handle(self, message: Message) -> None:
