@@ -30,7 +30,8 @@ from the first turn's end to the last's.
 
 Baselines, same run: a bus round trip (a message of the benchmark's own out through the
 broker and back, while the show runs); before each extra cold start, as many bare interpreters
-as the run starts importing the core every node imports, all at once (how busy the cores are). The table comes first; then one JSON line per engine.
+as the run starts importing the core every node imports, all at once (how busy the cores are).
+The table comes first; then one JSON line per engine.
 """
 
 from __future__ import annotations
