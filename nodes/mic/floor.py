@@ -56,4 +56,6 @@ class NoiseFloor:
         if self._minima[0][0] <= self._count - self._window_frames:
             self._minima.popleft()
         self._count += 1
+        if self._count < self._window_frames:  # not measured yet: a mic that starts mid-sentence
+            return math.inf  # would take the voice for the room and never open an utterance
         return _dbfs(sum(self._recent) / len(self._recent)) - self.dbfs

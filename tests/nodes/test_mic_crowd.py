@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -139,6 +140,14 @@ def test_a_quiet_room_is_not_changed_each_question_is_one_utterance():
             utterances = _utterances(to_bus_pcm(read_audio(folder / question["file"])))
             assert len(utterances) == 1, question["text"]
             assert 0 < utterances[0].end_s - question["speech_end_s"] <= mic.hangover_ms / 1000 + 0.06
+
+
+def test_a_mic_that_starts_mid_sentence_still_hears_it(tmp_path):
+    """No room heard yet: the voice itself, from the first sample on, must not be taken for the floor."""
+    wav = tmp_path / "spoken.wav"  # eSpeak NG starts at once and hardly pauses
+    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(wav), "안녕하세요 오늘 날씨가 좋네요"],
+                   check=True, timeout=30)  # fmt: skip
+    assert len(_utterances(to_bus_pcm(read_audio(wav)))) == 1
 
 
 @pytest.mark.parametrize("clip", sorted(p.name for p in LIBRIVOX.glob("*.wav")))
