@@ -224,11 +224,7 @@ def install(
         raise ModelError(f"--sha256 {sha256!r}: expected 64 hexadecimal digits")
     if name is not None:
         _existing(models_dir, name, force=force)
-    try:
-        models_dir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}unpack-", dir=models_dir))
-    except OSError as error:
-        raise ModelError(f"cannot write to {models_dir}: {error.strerror or error}") from None
+    work = _work_dir(models_dir)
     download: Path | None = None
     try:
         if _is_url(source):
@@ -283,11 +279,7 @@ def _install_file_set(
     base = source or entry.url
     name = name or catalog_name
     _existing(models_dir, name, force=force)
-    try:
-        models_dir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}unpack-", dir=models_dir))
-    except OSError as error:
-        raise ModelError(f"cannot write to {models_dir}: {error.strerror or error}") from None
+    work = _work_dir(models_dir)
     try:
         for file_name, size, sha256 in entry.files:
             with (work / file_name).open("wb") as out:
@@ -369,6 +361,15 @@ def _delete(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink()
+
+
+def _work_dir(models_dir: Path) -> Path:
+    """A fresh folder in `models_dir` to put a model together in, away from the installed ones."""
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}unpack-", dir=models_dir))
+    except OSError as error:
+        raise ModelError(f"cannot write to {models_dir}: {error.strerror or error}") from None
 
 
 def _is_url(source: str) -> bool:

@@ -18,27 +18,19 @@ from installation.testing import Probe, settings_from
 from nodes.asr import AsrNode
 from nodes.asr.engines import PocketSphinxEngine, VoskEngine
 from nodes.mic import MicNode
+from tests.support.speech import LIBRIVOX, librivox, spoken_questions
 
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 QUESTIONS = Path(__file__).parents[2] / "content" / "demo" / "questions"
 
 
-def _librivox() -> list[tuple[Path, str]]:
-    pairs = []
-    for line in (LIBRIVOX / "transcription").read_text().splitlines():
-        text, _, name = line.rpartition(" (")
-        pairs.append((LIBRIVOX / f"{name.rstrip(')')}.wav", text.replace("<s>", "").replace("</s>", "").strip()))
-    return pairs
-
-
 def _questions() -> list[dict]:
-    return [json.loads(line) for line in (QUESTIONS / "questions.jsonl").read_text().splitlines()]
+    return spoken_questions(QUESTIONS)
 
 
 def test_pocketsphinx_word_error_rate_on_librivox_is_bounded():
     """Whole files, as `likeness asr transcribe` decodes them."""
     recognizer = PocketSphinxEngine().recognizer()
-    clips = _librivox()
+    clips = librivox()
     said = [recognizer.transcribe(to_bus_pcm(read_audio(path))).text for path, _ in clips]
     assert len(clips) == 5
     assert jiwer.wer([text for _, text in clips], said) <= 0.30
@@ -47,7 +39,7 @@ def test_pocketsphinx_word_error_rate_on_librivox_is_bounded():
 def test_pocketsphinx_streamed_as_the_node_hears_it_stays_close():
     """20 ms at a time, one recognizer for the source: running cepstral means cost a few words."""
     recognizer = PocketSphinxEngine().recognizer()
-    clips = _librivox()
+    clips = librivox()
     said = []
     for path, _ in clips:
         for frame in bus_frames(to_bus_pcm(read_audio(path))):

@@ -25,22 +25,14 @@ from nodes.asr import AsrNode
 from nodes.asr.choice import EngineUnavailable, load_engine
 from nodes.asr.whisper import WhisperEngine, WhisperModelError, plain_words
 from nodes.mic import MicNode
+from tests.support.speech import librivox, spoken_questions
 
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 QUESTIONS = Path(__file__).parents[2] / "content" / "demo" / "understanding"
 WAIT_S = 30.0
 
 
-def _librivox() -> list[tuple[Path, str]]:
-    pairs = []
-    for line in (LIBRIVOX / "transcription").read_text().splitlines():
-        text, _, name = line.rpartition(" (")
-        pairs.append((LIBRIVOX / f"{name.rstrip(')')}.wav", text.replace("<s>", "").replace("</s>", "").strip()))
-    return pairs
-
-
 def _questions() -> list[dict]:
-    return [json.loads(line) for line in (QUESTIONS / "questions.jsonl").read_text().splitlines()]
+    return spoken_questions(QUESTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +51,7 @@ def test_whisper_text_reads_like_the_other_engines():
 
 @pytest.mark.timeout(120)
 def test_whisper_word_error_rate_on_librivox_is_at_most_ten_percent(whisper):
-    clips = _librivox()
+    clips = librivox()
     said = [whisper.recognizer().transcribe(to_bus_pcm(read_audio(path))).text for path, _ in clips]
     assert len(clips) == 5
     assert jiwer.wer([text for _, text in clips], said) <= 0.10, said
@@ -78,7 +70,7 @@ def test_silence_and_a_hum_are_no_question(whisper):
 def test_whisper_fed_as_the_node_feeds_it_hears_as_well(whisper):
     """20 ms at a time, then finish: faster than real time, so the final decodes at the end."""
     recognizer = whisper.recognizer()
-    clips = _librivox()
+    clips = librivox()
     said = []
     for path, _ in clips:
         for frame in bus_frames(to_bus_pcm(read_audio(path))):
