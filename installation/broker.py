@@ -24,6 +24,7 @@ from .settings import BusSettings
 
 _LOGGER = logging.getLogger(__name__)
 _INPROC_IN, _INPROC_OUT = "inproc://broker-in", "inproc://broker-out"
+_CLOSE_LINGER_MS = 250  # at most this long at stop() for a subscriber that does not read
 
 
 class Broker:
@@ -78,8 +79,12 @@ class Broker:
             except zmq.ContextTerminated:
                 pass
             finally:
-                for sock in (inbound, outbound, control_in):
-                    sock.close(linger=0)
+                inbound.close(linger=0)
+                control_in.close(linger=0)
+                # Not 0: with no linger libzmq aborts the process (session_base.cpp clean_pipes)
+                # when a subscriber hangs up in the middle of a multipart message while its
+                # queue is being dropped. A short linger lets that message finish.
+                outbound.close(linger=_CLOSE_LINGER_MS)
 
         keeper = _LatchKeeper(self)
         self._threads = [

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import zmq
@@ -153,7 +156,8 @@ async def test_a_gap_in_a_senders_sequence_is_counted_as_lost(settings, raw_pub)
 
 async def test_a_slow_subscriber_loses_audio_but_knows_it():
     """With small queues, a subscriber that does not read loses frames, and counts them."""
-    settings = settings_from(private_environ(BUS__SEND_HWM="10", BUS__RECEIVE_HWM="10"))
+    # no broker heartbeat during the flood: a lost bus.hello would count too
+    settings = settings_from(private_environ(BUS__SEND_HWM="10", BUS__RECEIVE_HWM="10", BUS__HEARTBEAT_S="60"))
     flood = 5000  # far more than every queue and socket buffer on the way can hold
     with running_broker(settings):
         slow = Bus(settings.bus, name="slow", topics=("audio.in.",))
@@ -176,3 +180,14 @@ async def test_a_slow_subscriber_loses_audio_but_knows_it():
     assert 1 < len(got) < flood
     assert slow.counters.lost == flood + 1 - len(got)
     assert [m.payload.index for m in got] == sorted(m.payload.index for m in got)
+
+
+def test_the_broker_stops_cleanly_while_a_flooded_subscriber_hangs_up():
+    """libzmq aborts the process if a subscriber hangs up mid-message while the broker closes
+    with no linger; a show shutting down with a busy node must not end in a core dump."""
+    rounds = subprocess.run(
+        [sys.executable, "-m", "tests.support.hangup_flood", "30"],
+        cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=50,
+    )  # fmt: skip
+    assert rounds.returncode == 0, rounds.stderr[-2000:]
+    assert "30 rounds" in rounds.stdout
