@@ -229,9 +229,9 @@ def install(
     try:
         if _is_url(source):
             say(f"downloading {source}")
-            handle, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}download-", suffix=".part", dir=models_dir)
-            download = Path(temp)
-            with os.fdopen(handle, "wb") as out:
+            # named before it exists, so a SIGTERM the moment it appears still finds it to remove
+            download = models_dir / f"{TEMP_PREFIX}download-{uuid.uuid4().hex[:8]}.part"
+            with download.open("xb") as out:
                 got, digest = _download(source, out, progress=progress)
             archive = download
         else:
