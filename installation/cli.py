@@ -444,3 +444,7 @@ def _list_models(models_dir: Path, *, configured: str) -> None:
         width = max(len(name) for name in available) + 2
         for name, entry in available.items():
             print(f"{name:<{width}}{models.human_size(entry.size):>10}  {entry.about}")
+
+
+if __name__ == "__main__":  # `python -m installation.cli` as well as `python -m installation`
+    main()

@@ -40,6 +40,14 @@ def likeness(env: dict[str, str], *args: str, timeout: float = RUN_TIMEOUT_S) ->
     )
 
 
+@pytest.mark.parametrize("module", ["installation", "installation.cli"])
+def test_the_cli_runs_as_a_module_either_way(cli_env, module):
+    done = subprocess.run([sys.executable, "-m", module, "config", "show"], env=cli_env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "[bus]" in done.stdout
+
+
 def _one_line(stderr: str) -> str:
     assert "Traceback" not in stderr
     lines = stderr.splitlines()
